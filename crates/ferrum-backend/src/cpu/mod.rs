@@ -1,0 +1,3 @@
+//! CPU backend.
+
+pub mod quant;

@@ -1,0 +1,135 @@
+//! Device abstraction at the level of a decoder layer's operations.
+//!
+//! Invariants:
+//! - A model is written once against [`Backend`]; nothing above this crate names a device.
+//! - Activation buffers are allocated once for the largest step (`max_num_batched_tokens` rows)
+//!   and every op works on the first `rows` rows, so no op allocates device memory per step.
+//! - The KV cache is paged: token `t` of a sequence lives at slot
+//!   `block_table[t / block_size] * block_size + t % block_size`, and `slot_mapping` gives the
+//!   slot of each token written in this step.
+
+pub mod cpu;
+mod batch;
+mod error;
+mod tensor;
+
+pub use batch::{AttentionBatch, AttentionParams, KvCacheSpec, RopeStyle};
+pub use error::BackendError;
+pub use tensor::HostTensor;
+
+pub type Result<T> = std::result::Result<T, BackendError>;
+
+/// The operations a decoder-only transformer needs, implemented once per device.
+///
+/// All activations are row-major `[rows, cols]`. Weights of linear layers are `[out, in]`
+/// (the checkpoint's layout) and compute `y = x · Wᵀ (+ b)`.
+pub trait Backend: Send + Sync {
+    /// A parameter tensor resident on the device (dense or block-quantized).
+    type Weight: Send + Sync;
+    /// An activation buffer with a fixed row capacity.
+    type Activations: Send;
+    /// Paged key/value storage for every layer.
+    type KvCache: Send;
+    /// Per-step metadata (positions, slot mapping, block tables) as the device wants it.
+    type Batch: Send;
+    /// Precomputed rotary tables.
+    type Rope: Send + Sync;
+
+    fn name(&self) -> String;
+
+    /// Copies (and possibly converts) a checkpoint tensor to the device.
+    fn load_weight(&self, tensor: &HostTensor<'_>) -> Result<Self::Weight>;
+    fn new_activations(&self, max_rows: usize, cols: usize) -> Result<Self::Activations>;
+    fn new_kv_cache(&self, spec: &KvCacheSpec) -> Result<Self::KvCache>;
+    /// `inv_freq` has `rotary_dim / 2` entries, already scaled (e.g. Llama-3 `rope_scaling`).
+    fn new_rope(&self, inv_freq: &[f32], max_positions: usize, style: RopeStyle)
+        -> Result<Self::Rope>;
+    fn prepare_batch(&self, batch: &AttentionBatch<'_>) -> Result<Self::Batch>;
+
+    /// `out[i] = table[input_ids[i]]` (dequantized).
+    fn embedding(&self, table: &Self::Weight, batch: &Self::Batch, out: &mut Self::Activations)
+        -> Result<()>;
+    /// `out = rmsnorm(x) * weight`.
+    fn rms_norm(
+        &self,
+        x: &Self::Activations,
+        weight: &Self::Weight,
+        eps: f32,
+        rows: usize,
+        out: &mut Self::Activations,
+    ) -> Result<()>;
+    /// `residual += x; out = rmsnorm(residual) * weight` in one pass.
+    fn add_rms_norm(
+        &self,
+        residual: &mut Self::Activations,
+        x: &Self::Activations,
+        weight: &Self::Weight,
+        eps: f32,
+        rows: usize,
+        out: &mut Self::Activations,
+    ) -> Result<()>;
+    /// RMSNorm of every `head_dim` slice in place (Qwen3's q/k norm).
+    fn head_rms_norm(
+        &self,
+        x: &mut Self::Activations,
+        weight: &Self::Weight,
+        eps: f32,
+        head_dim: usize,
+        rows: usize,
+    ) -> Result<()>;
+    /// `out = x · Wᵀ + bias`.
+    fn linear(
+        &self,
+        x: &Self::Activations,
+        weight: &Self::Weight,
+        bias: Option<&Self::Weight>,
+        rows: usize,
+        out: &mut Self::Activations,
+    ) -> Result<()>;
+    /// Rotates the query and key heads of every token at its position.
+    fn rotary(
+        &self,
+        rope: &Self::Rope,
+        batch: &Self::Batch,
+        q: &mut Self::Activations,
+        k: &mut Self::Activations,
+        head_dim: usize,
+    ) -> Result<()>;
+    /// Stores this step's keys and values at `slot_mapping`.
+    fn write_kv(
+        &self,
+        cache: &mut Self::KvCache,
+        layer: usize,
+        batch: &Self::Batch,
+        k: &Self::Activations,
+        v: &Self::Activations,
+    ) -> Result<()>;
+    /// Causal attention of this step's queries over each sequence's cached context
+    /// (which already includes this step's keys).
+    fn attention(
+        &self,
+        cache: &Self::KvCache,
+        layer: usize,
+        batch: &Self::Batch,
+        params: &AttentionParams,
+        q: &Self::Activations,
+        out: &mut Self::Activations,
+    ) -> Result<()>;
+    /// `out = silu(gate) * up`.
+    fn silu_mul(
+        &self,
+        gate: &Self::Activations,
+        up: &Self::Activations,
+        rows: usize,
+        out: &mut Self::Activations,
+    ) -> Result<()>;
+    /// `out[i] = x[logits_indices[i]]`: keeps only the rows whose logits are needed.
+    fn gather_logit_rows(
+        &self,
+        x: &Self::Activations,
+        batch: &Self::Batch,
+        out: &mut Self::Activations,
+    ) -> Result<()>;
+    /// Reads the first `rows` rows back as f32.
+    fn to_host(&self, x: &Self::Activations, rows: usize) -> Result<Vec<f32>>;
+}

@@ -1,0 +1,3 @@
+//! Model files and architectures.
+
+pub mod weights;
