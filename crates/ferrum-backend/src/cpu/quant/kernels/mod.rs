@@ -1,0 +1,130 @@
+//! Dot-product kernels of one weight row against a tile of quantized activation rows, with a
+//! table per instruction set chosen once at first use.
+//!
+//! Invariants:
+//! - Every kernel computes, per block, the exact integer dot product of the quants, then
+//!   applies the f32 scales. The 32-element formats keep llama.cpp's x86 order: eight lanes of
+//!   four consecutive elements, `lane = fma(d_w · d_x, lane_sum, lane)` per block, the lanes
+//!   summed as `((l0+l4)+(l2+l6))+((l1+l5)+(l3+l7))` at the end (then `+ Σ m·s` for Q4_1). The
+//!   K formats reduce each super-block to one integer before scaling. The scalar kernels
+//!   emulate the same order, so every variant agrees with the scalar one bit for bit.
+//! - A tile is 1..=[`MAX_TILE`] activation rows: the weight block is decoded once per tile.
+//! - The table is chosen by run-time feature detection; `FERRUM_QUANT_KERNELS=<name>` (one of
+//!   [`available`]'s names) overrides it, for debugging and comparisons.
+
+use std::sync::OnceLock;
+
+use ferrum_types::DType;
+
+use super::activation::{ActFormat, ActRow};
+
+#[cfg(target_arch = "x86_64")]
+mod kquant_avx2;
+mod kquant_scalar;
+#[cfg(target_arch = "x86_64")]
+mod legacy_avx2;
+mod legacy_scalar;
+#[cfg(test)]
+mod tests;
+
+/// Most activation rows one kernel call handles.
+pub const MAX_TILE: usize = 4;
+
+/// `out[j] = Σ_blocks W_row · xs[j]` for one weight row of `nb` blocks.
+///
+/// # Safety
+/// `w` holds at least `nb` whole blocks of the kernel's weight type; every `xs[j]` holds at least
+/// `nb` blocks of the matching activation format (quants, scales and sums);
+/// `1 <= xs.len() == out.len() <= MAX_TILE`; the CPU has the features of the table the kernel
+/// came from.
+pub type TileFn = unsafe fn(w: &[u8], nb: usize, xs: &[ActRow<'_>], out: &mut [f32]);
+
+/// One kernel per weight type, all for one instruction set.
+#[derive(Debug)]
+pub struct KernelSet {
+    pub name: &'static str,
+    pub q4_0: TileFn,
+    pub q4_1: TileFn,
+    pub q8_0: TileFn,
+    pub q4k: TileFn,
+    pub q5k: TileFn,
+    pub q6k: TileFn,
+}
+
+impl KernelSet {
+    /// The kernel for `dtype`, or `None` for dense types.
+    pub fn get(&self, dtype: DType) -> Option<TileFn> {
+        Some(match dtype {
+            DType::Q4_0 => self.q4_0,
+            DType::Q4_1 => self.q4_1,
+            DType::Q8_0 => self.q8_0,
+            DType::Q4K => self.q4k,
+            DType::Q5K => self.q5k,
+            DType::Q6K => self.q6k,
+            DType::F32 | DType::F16 | DType::BF16 => return None,
+        })
+    }
+}
+
+/// The activation format a weight type is multiplied against (llama.cpp's `vec_dot_type`).
+pub fn act_format(dtype: DType) -> Option<ActFormat> {
+    match dtype {
+        DType::Q4_0 | DType::Q8_0 => Some(ActFormat::Q8_0),
+        DType::Q4_1 => Some(ActFormat::Q8_1),
+        DType::Q4K | DType::Q5K | DType::Q6K => Some(ActFormat::Q8K),
+        DType::F32 | DType::F16 | DType::BF16 => None,
+    }
+}
+
+pub static SCALAR: KernelSet = KernelSet {
+    name: "scalar",
+    q4_0: legacy_scalar::q4_0,
+    q4_1: legacy_scalar::q4_1,
+    q8_0: legacy_scalar::q8_0,
+    q4k: kquant_scalar::q4k,
+    q5k: kquant_scalar::q5k,
+    q6k: kquant_scalar::q6k,
+};
+
+/// Every table this CPU can run, slowest first (the scalar one always).
+pub fn available() -> Vec<&'static KernelSet> {
+    let mut sets = vec![&SCALAR];
+    #[cfg(target_arch = "x86_64")]
+    sets.extend(x86_sets());
+    sets
+}
+
+#[cfg(target_arch = "x86_64")]
+fn x86_sets() -> Vec<&'static KernelSet> {
+    let mut sets = Vec::new();
+    let avx2 = is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+        && is_x86_feature_detected!("f16c");
+    if avx2 {
+        sets.push(&legacy_avx2::AVX2);
+        if is_x86_feature_detected!("avxvnni") {
+            sets.push(&legacy_avx2::AVX2_AVXVNNI);
+        }
+        if is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl") {
+            sets.push(&legacy_avx2::AVX2_VNNI512);
+        }
+    }
+    sets
+}
+
+/// The fastest table for this CPU, chosen once.
+pub fn best() -> &'static KernelSet {
+    static BEST: OnceLock<&'static KernelSet> = OnceLock::new();
+    BEST.get_or_init(|| {
+        let sets = available();
+        let cap = std::env::var("FERRUM_QUANT_KERNELS").ok();
+        let capped = cap.and_then(|c| sets.iter().copied().find(|s| s.name == c));
+        capped.unwrap_or(sets[sets.len() - 1])
+    })
+}
+
+/// Sum of eight lanes in the order llama.cpp's `hsum_float_8` uses.
+#[inline(always)]
+pub(crate) fn hsum8_order(l: &[f32; 8]) -> f32 {
+    ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]))
+}
