@@ -1,0 +1,165 @@
+//! Micro-benchmark of `quant_matmul` on the default model's shapes (SmolLM2-135M), 2 threads.
+//!
+//! Not a timed test: run on purpose with
+//! `cargo test -p ferrum-backend --test quant_bench -- --ignored --nocapture`
+//! (`FERRUM_QUANT_KERNELS=scalar|avx2|avx2-avxvnni|avx2-vnni512` picks a kernel table).
+
+use std::time::{Duration, Instant};
+
+use ferrum_backend::cpu::quant::{kernel_variant, quant_matmul, QuantMatrix};
+use ferrum_types::DType;
+
+mod quant_common;
+use quant_common::{random_acts, random_blocks, Rng};
+
+/// Median time of `reps` runs after a warm-up of the same count.
+fn time(reps: usize, mut f: impl FnMut()) -> Duration {
+    for _ in 0..reps.min(20) {
+        f();
+    }
+    let mut times: Vec<Duration> = (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[reps / 2]
+}
+
+struct Case {
+    name: &'static str,
+    dtype: DType,
+    rows: usize,
+    cols: usize,
+    n: usize,
+    reps: usize,
+}
+
+fn run(case: &Case) {
+    let mut rng = Rng(1);
+    let data = random_blocks(
+        case.dtype,
+        case.rows * case.cols / case.dtype.block_size(),
+        &mut rng,
+    );
+    let w = QuantMatrix {
+        dtype: case.dtype,
+        rows: case.rows,
+        cols: case.cols,
+        data: &data,
+    };
+    let x = random_acts(case.n * case.cols, &mut rng);
+    let mut out = vec![0.0f32; case.n * case.rows];
+    let t = time(case.reps, || {
+        quant_matmul(&x, case.n, &w, &mut out).unwrap()
+    });
+    let secs = t.as_secs_f64();
+    let gbs = data.len() as f64 / secs / 1e9;
+    let gflops = 2.0 * (case.n * case.rows * case.cols) as f64 / secs / 1e9;
+    println!(
+        "{:<34} {:>9.1} µs  {:>7.1} GB/s of weights  {:>7.1} GFLOP/s",
+        case.name,
+        secs * 1e6,
+        gbs,
+        gflops
+    );
+}
+
+#[test]
+#[ignore = "benchmark: run with --ignored --nocapture"]
+fn quant_matmul_throughput() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    println!("kernels: {}, threads: 2", kernel_variant());
+    let cases = [
+        Case {
+            name: "Q4_1 576x1536 matvec (down)",
+            dtype: DType::Q4_1,
+            rows: 576,
+            cols: 1536,
+            n: 1,
+            reps: 2000,
+        },
+        Case {
+            name: "Q4_1 1536x576 matvec (gate/up)",
+            dtype: DType::Q4_1,
+            rows: 1536,
+            cols: 576,
+            n: 1,
+            reps: 2000,
+        },
+        Case {
+            name: "Q8_0 49152x576 matvec (lm head)",
+            dtype: DType::Q8_0,
+            rows: 49152,
+            cols: 576,
+            n: 1,
+            reps: 100,
+        },
+        Case {
+            name: "Q4_1 1536x576 prefill 128 rows",
+            dtype: DType::Q4_1,
+            rows: 1536,
+            cols: 576,
+            n: 128,
+            reps: 50,
+        },
+        Case {
+            name: "Q4_1 576x1536 prefill 128 rows",
+            dtype: DType::Q4_1,
+            rows: 576,
+            cols: 1536,
+            n: 128,
+            reps: 50,
+        },
+        Case {
+            name: "Q8_0 49152x576 prefill 16 rows",
+            dtype: DType::Q8_0,
+            rows: 49152,
+            cols: 576,
+            n: 16,
+            reps: 10,
+        },
+        Case {
+            name: "Q4_0 1536x576 prefill 128 rows",
+            dtype: DType::Q4_0,
+            rows: 1536,
+            cols: 576,
+            n: 128,
+            reps: 50,
+        },
+        Case {
+            name: "Q4_K 1536x768 prefill 128 rows",
+            dtype: DType::Q4K,
+            rows: 1536,
+            cols: 768,
+            n: 128,
+            reps: 30,
+        },
+        Case {
+            name: "Q6_K 1536x768 prefill 128 rows",
+            dtype: DType::Q6K,
+            rows: 1536,
+            cols: 768,
+            n: 128,
+            reps: 30,
+        },
+        Case {
+            name: "Q4_K 4096x4096 matvec",
+            dtype: DType::Q4K,
+            rows: 4096,
+            cols: 4096,
+            n: 1,
+            reps: 100,
+        },
+    ];
+    pool.install(|| {
+        for case in &cases {
+            run(case);
+        }
+    });
+}
