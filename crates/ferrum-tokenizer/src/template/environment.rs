@@ -60,6 +60,15 @@ fn string_filter(value: &Value) -> Value {
     }
 }
 
+/// `value | trim(chars)`: Jinja2 trims Python's `str()` of any value.
+fn trim_filter(value: &Value, chars: Option<String>) -> String {
+    let text = py_str(value);
+    match chars {
+        Some(chars) => text.trim_matches(|c| chars.contains(c)).to_string(),
+        None => text.trim().to_string(),
+    }
+}
+
 /// Builds the environment with `source` registered as [`TEMPLATE_NAME`].
 pub(crate) fn build_environment(source: &str, fuel: u64) -> Result<Environment<'static>, Error> {
     let mut env = Environment::new();
@@ -72,6 +81,7 @@ pub(crate) fn build_environment(source: &str, fuel: u64) -> Result<Environment<'
     env.set_formatter(python_formatter);
     env.add_filter("tojson", tojson_filter);
     env.add_filter("string", string_filter);
+    env.add_filter("trim", trim_filter);
     env.add_function("raise_exception", raise_exception);
     env.add_function("strftime_now", strftime_now);
     env.add_template_owned(TEMPLATE_NAME, rewrite_generation_tags(source))?;
