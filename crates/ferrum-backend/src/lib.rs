@@ -8,8 +8,8 @@
 //!   `block_table[t / block_size] * block_size + t % block_size`, and `slot_mapping` gives the
 //!   slot of each token written in this step.
 
-pub mod cpu;
 mod batch;
+pub mod cpu;
 mod error;
 mod tensor;
 
@@ -42,13 +42,21 @@ pub trait Backend: Send + Sync {
     fn new_activations(&self, max_rows: usize, cols: usize) -> Result<Self::Activations>;
     fn new_kv_cache(&self, spec: &KvCacheSpec) -> Result<Self::KvCache>;
     /// `inv_freq` has `rotary_dim / 2` entries, already scaled (e.g. Llama-3 `rope_scaling`).
-    fn new_rope(&self, inv_freq: &[f32], max_positions: usize, style: RopeStyle)
-        -> Result<Self::Rope>;
+    fn new_rope(
+        &self,
+        inv_freq: &[f32],
+        max_positions: usize,
+        style: RopeStyle,
+    ) -> Result<Self::Rope>;
     fn prepare_batch(&self, batch: &AttentionBatch<'_>) -> Result<Self::Batch>;
 
     /// `out[i] = table[input_ids[i]]` (dequantized).
-    fn embedding(&self, table: &Self::Weight, batch: &Self::Batch, out: &mut Self::Activations)
-        -> Result<()>;
+    fn embedding(
+        &self,
+        table: &Self::Weight,
+        batch: &Self::Batch,
+        out: &mut Self::Activations,
+    ) -> Result<()>;
     /// `out = rmsnorm(x) * weight`.
     fn rms_norm(
         &self,

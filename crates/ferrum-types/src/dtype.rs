@@ -62,7 +62,7 @@ impl DType {
     /// Bytes needed for `numel` elements, or an error when `numel` is not a whole number of blocks.
     pub fn size_in_bytes(self, numel: usize) -> Result<usize, DTypeError> {
         let block = self.block_size();
-        if numel % block != 0 {
+        if !numel.is_multiple_of(block) {
             return Err(DTypeError::PartialBlock {
                 dtype: self,
                 numel,

@@ -1,3 +1,409 @@
-//! CPU backend.
+//! CPU backend: f32 activations, dense weights as f32, GGUF block formats kept quantized.
+//!
+//! Invariants:
+//! - Every op runs inside this backend's own rayon pool, so `--threads` bounds the parallelism
+//!   of one step (the quantized kernels use rayon's current pool).
+//! - KV cache layout per layer is `[num_blocks, num_kv_heads, block_size, head_dim]`, so one
+//!   head of one block is a contiguous `block_size × head_dim` tile.
 
+mod attention;
+mod elementwise;
+mod linear;
+mod norm;
 pub mod quant;
+mod rope;
+
+use ferrum_types::DType;
+
+use crate::{
+    AttentionBatch, AttentionParams, Backend, BackendError, HostTensor, KvCacheSpec, Result,
+    RopeStyle,
+};
+
+pub use attention::CpuKvCache;
+pub use rope::CpuRope;
+
+/// A parameter on the CPU.
+#[derive(Debug)]
+pub enum CpuWeight {
+    /// Dense, converted to f32 at load; `rows × cols`, row-major.
+    Dense {
+        data: Vec<f32>,
+        rows: usize,
+        cols: usize,
+    },
+    /// GGUF block-quantized rows, kept as stored.
+    Quantized {
+        dtype: DType,
+        data: Vec<u8>,
+        rows: usize,
+        cols: usize,
+    },
+}
+
+impl CpuWeight {
+    pub fn rows(&self) -> usize {
+        match self {
+            CpuWeight::Dense { rows, .. } | CpuWeight::Quantized { rows, .. } => *rows,
+        }
+    }
+
+    pub fn cols(&self) -> usize {
+        match self {
+            CpuWeight::Dense { cols, .. } | CpuWeight::Quantized { cols, .. } => *cols,
+        }
+    }
+
+    /// The weight as one f32 vector (norm weights and biases are always dense).
+    fn as_vector(&self, what: &'static str) -> Result<&[f32]> {
+        match self {
+            CpuWeight::Dense { data, .. } => Ok(data),
+            CpuWeight::Quantized { dtype, .. } => Err(BackendError::UnsupportedDType {
+                op: what,
+                dtype: *dtype,
+            }),
+        }
+    }
+}
+
+/// Row-major f32 activations with a fixed row capacity.
+#[derive(Debug, Clone)]
+pub struct CpuActivations {
+    data: Vec<f32>,
+    cols: usize,
+}
+
+impl CpuActivations {
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    pub fn capacity_rows(&self) -> usize {
+        self.data.len() / self.cols.max(1)
+    }
+
+    fn rows(&self, rows: usize, what: &'static str) -> Result<&[f32]> {
+        let n = rows * self.cols;
+        self.data.get(..n).ok_or(BackendError::Capacity {
+            what,
+            needed: rows,
+            capacity: self.capacity_rows(),
+        })
+    }
+
+    fn rows_mut(&mut self, rows: usize, what: &'static str) -> Result<&mut [f32]> {
+        let n = rows * self.cols;
+        let capacity = self.capacity_rows();
+        self.data.get_mut(..n).ok_or(BackendError::Capacity {
+            what,
+            needed: rows,
+            capacity,
+        })
+    }
+}
+
+/// One step's metadata, owned.
+#[derive(Debug, Clone, Default)]
+pub struct CpuBatch {
+    input_ids: Vec<u32>,
+    positions: Vec<u32>,
+    slot_mapping: Vec<u32>,
+    query_start_loc: Vec<u32>,
+    seq_lens: Vec<u32>,
+    block_tables: Vec<u32>,
+    max_blocks_per_seq: usize,
+    logits_indices: Vec<u32>,
+}
+
+impl CpuBatch {
+    fn num_tokens(&self) -> usize {
+        self.input_ids.len()
+    }
+}
+
+/// The vector extensions found at run time, for logs.
+pub fn simd_features() -> String {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut f = Vec::new();
+        if is_x86_feature_detected!("avx2") {
+            f.push("avx2");
+        }
+        if is_x86_feature_detected!("fma") {
+            f.push("fma");
+        }
+        if is_x86_feature_detected!("avx512f") {
+            f.push("avx512f");
+        }
+        if is_x86_feature_detected!("avx512vnni") {
+            f.push("avx512vnni");
+        }
+        if f.is_empty() {
+            return "scalar".into();
+        }
+        f.join("+")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        "scalar".into()
+    }
+}
+
+/// The CPU backend with its own thread pool.
+pub struct CpuBackend {
+    pool: rayon::ThreadPool,
+    threads: usize,
+}
+
+impl CpuBackend {
+    /// `threads = 0` uses every available core.
+    pub fn new(threads: usize) -> Result<Self> {
+        let threads = if threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            threads
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("ferrum-cpu-{i}"))
+            .build()
+            .map_err(|e| BackendError::OutOfMemory(format!("thread pool: {e}")))?;
+        Ok(Self { pool, threads })
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+}
+
+impl Backend for CpuBackend {
+    type Weight = CpuWeight;
+    type Activations = CpuActivations;
+    type KvCache = CpuKvCache;
+    type Batch = CpuBatch;
+    type Rope = CpuRope;
+
+    fn name(&self) -> String {
+        format!("cpu ({} threads, {})", self.threads, simd_features())
+    }
+
+    fn load_weight(&self, tensor: &HostTensor<'_>) -> Result<CpuWeight> {
+        tensor.validate()?;
+        let (rows, cols) = tensor.matrix_dims();
+        if tensor.dtype.is_quantized() {
+            Ok(CpuWeight::Quantized {
+                dtype: tensor.dtype,
+                data: tensor.data.to_vec(),
+                rows,
+                cols,
+            })
+        } else {
+            Ok(CpuWeight::Dense {
+                data: tensor.to_f32_dense()?,
+                rows,
+                cols,
+            })
+        }
+    }
+
+    fn new_activations(&self, max_rows: usize, cols: usize) -> Result<CpuActivations> {
+        let n = max_rows.checked_mul(cols).ok_or_else(|| {
+            BackendError::OutOfMemory(format!("activation buffer {max_rows}×{cols}"))
+        })?;
+        Ok(CpuActivations {
+            data: vec![0.0; n],
+            cols,
+        })
+    }
+
+    fn new_kv_cache(&self, spec: &KvCacheSpec) -> Result<CpuKvCache> {
+        CpuKvCache::new(spec)
+    }
+
+    fn new_rope(
+        &self,
+        inv_freq: &[f32],
+        max_positions: usize,
+        style: RopeStyle,
+    ) -> Result<CpuRope> {
+        Ok(CpuRope::new(inv_freq, max_positions, style))
+    }
+
+    fn prepare_batch(&self, b: &AttentionBatch<'_>) -> Result<CpuBatch> {
+        Ok(CpuBatch {
+            input_ids: b.input_ids.to_vec(),
+            positions: b.positions.to_vec(),
+            slot_mapping: b.slot_mapping.to_vec(),
+            query_start_loc: b.query_start_loc.to_vec(),
+            seq_lens: b.seq_lens.to_vec(),
+            block_tables: b.block_tables.to_vec(),
+            max_blocks_per_seq: b.max_blocks_per_seq,
+            logits_indices: b.logits_indices.to_vec(),
+        })
+    }
+
+    fn embedding(
+        &self,
+        table: &CpuWeight,
+        batch: &CpuBatch,
+        out: &mut CpuActivations,
+    ) -> Result<()> {
+        let cols = out.cols;
+        let dst = out.rows_mut(batch.num_tokens(), "embedding")?;
+        self.pool
+            .install(|| elementwise::embedding(table, &batch.input_ids, cols, dst))
+    }
+
+    fn rms_norm(
+        &self,
+        x: &CpuActivations,
+        weight: &CpuWeight,
+        eps: f32,
+        rows: usize,
+        out: &mut CpuActivations,
+    ) -> Result<()> {
+        let w = weight.as_vector("rms_norm")?;
+        let src = x.rows(rows, "rms_norm input")?;
+        let dst = out.rows_mut(rows, "rms_norm output")?;
+        self.pool.install(|| norm::rms_norm(src, w, eps, dst))
+    }
+
+    fn add_rms_norm(
+        &self,
+        residual: &mut CpuActivations,
+        x: &CpuActivations,
+        weight: &CpuWeight,
+        eps: f32,
+        rows: usize,
+        out: &mut CpuActivations,
+    ) -> Result<()> {
+        let w = weight.as_vector("add_rms_norm")?;
+        let res = residual.rows_mut(rows, "residual")?;
+        let src = x.rows(rows, "add_rms_norm input")?;
+        let dst = out.rows_mut(rows, "add_rms_norm output")?;
+        self.pool
+            .install(|| norm::add_rms_norm(res, src, w, eps, dst))
+    }
+
+    fn head_rms_norm(
+        &self,
+        x: &mut CpuActivations,
+        weight: &CpuWeight,
+        eps: f32,
+        head_dim: usize,
+        rows: usize,
+    ) -> Result<()> {
+        let w = weight.as_vector("head_rms_norm")?;
+        let data = x.rows_mut(rows, "head_rms_norm")?;
+        self.pool
+            .install(|| norm::head_rms_norm(data, w, eps, head_dim))
+    }
+
+    fn linear(
+        &self,
+        x: &CpuActivations,
+        weight: &CpuWeight,
+        bias: Option<&CpuWeight>,
+        rows: usize,
+        out: &mut CpuActivations,
+    ) -> Result<()> {
+        if x.cols != weight.cols() || out.cols != weight.rows() {
+            return Err(BackendError::Shape {
+                what: "linear".into(),
+                expected: format!(
+                    "[{rows}, {}] · [{}, {}]ᵀ",
+                    weight.cols(),
+                    weight.rows(),
+                    weight.cols()
+                ),
+                got: format!("[{rows}, {}] into [{rows}, {}]", x.cols, out.cols),
+            });
+        }
+        let bias = bias.map(|b| b.as_vector("linear bias")).transpose()?;
+        let src = x.rows(rows, "linear input")?;
+        let dst = out.rows_mut(rows, "linear output")?;
+        self.pool
+            .install(|| linear::linear(src, rows, weight, bias, dst, self.threads))
+    }
+
+    fn rotary(
+        &self,
+        rope: &CpuRope,
+        batch: &CpuBatch,
+        q: &mut CpuActivations,
+        k: &mut CpuActivations,
+        head_dim: usize,
+    ) -> Result<()> {
+        let n = batch.num_tokens();
+        let (qc, kc) = (q.cols, k.cols);
+        let qd = q.rows_mut(n, "rotary q")?;
+        rope.apply(qd, qc, head_dim, &batch.positions)?;
+        let kd = k.rows_mut(n, "rotary k")?;
+        rope.apply(kd, kc, head_dim, &batch.positions)
+    }
+
+    fn write_kv(
+        &self,
+        cache: &mut CpuKvCache,
+        layer: usize,
+        batch: &CpuBatch,
+        k: &CpuActivations,
+        v: &CpuActivations,
+    ) -> Result<()> {
+        let n = batch.num_tokens();
+        cache.write(layer, &batch.slot_mapping, k.rows(n, "k")?, v.rows(n, "v")?)
+    }
+
+    fn attention(
+        &self,
+        cache: &CpuKvCache,
+        layer: usize,
+        batch: &CpuBatch,
+        params: &AttentionParams,
+        q: &CpuActivations,
+        out: &mut CpuActivations,
+    ) -> Result<()> {
+        let n = batch.num_tokens();
+        let qd = q.rows(n, "attention q")?;
+        let od = out.rows_mut(n, "attention output")?;
+        self.pool
+            .install(|| attention::paged_attention(cache, layer, batch, params, qd, od))
+    }
+
+    fn silu_mul(
+        &self,
+        gate: &CpuActivations,
+        up: &CpuActivations,
+        rows: usize,
+        out: &mut CpuActivations,
+    ) -> Result<()> {
+        let g = gate.rows(rows, "silu gate")?;
+        let u = up.rows(rows, "silu up")?;
+        let o = out.rows_mut(rows, "silu output")?;
+        self.pool.install(|| elementwise::silu_mul(g, u, o));
+        Ok(())
+    }
+
+    fn gather_logit_rows(
+        &self,
+        x: &CpuActivations,
+        batch: &CpuBatch,
+        out: &mut CpuActivations,
+    ) -> Result<()> {
+        let cols = x.cols;
+        let src = x.rows(batch.num_tokens(), "gather input")?;
+        let dst = out.rows_mut(batch.logits_indices.len(), "gather output")?;
+        for (i, &r) in batch.logits_indices.iter().enumerate() {
+            let r = r as usize;
+            let row = src
+                .get(r * cols..(r + 1) * cols)
+                .ok_or_else(|| BackendError::Batch(format!("logits index {r} out of range")))?;
+            dst[i * cols..(i + 1) * cols].copy_from_slice(row);
+        }
+        Ok(())
+    }
+
+    fn to_host(&self, x: &CpuActivations, rows: usize) -> Result<Vec<f32>> {
+        Ok(x.rows(rows, "to_host")?.to_vec())
+    }
+}

@@ -1,0 +1,14 @@
+//! Turns scheduled work into a forward pass and sampled tokens.
+//!
+//! Invariant: the executor sees token ids, positions and block tables only; text never reaches
+//! it, and it never decides which requests run (the scheduler does).
+
+mod error;
+mod rng;
+mod runner;
+mod sampler;
+
+pub use error::ExecutorError;
+pub use rng::Rng;
+pub use runner::{ModelRunner, SeqInput};
+pub use sampler::{sample, Logprobs, SampledToken, SequenceView};

@@ -1,0 +1,166 @@
+//! The model runner: owns the backend, the model, the paged KV cache and the step buffers, and
+//! turns a list of per-sequence inputs into `input_ids`, `positions`, `slot_mapping`,
+//! `block_tables`, `seq_lens` and logits.
+//!
+//! Invariant: host-side step buffers are reused across steps (cleared, not reallocated), and
+//! logits are computed only for sequences that asked for them (their last scheduled token).
+
+use ferrum_backend::{AttentionBatch, Backend, KvCacheSpec};
+use ferrum_model::{DecoderModel, Workspace};
+
+use crate::error::{ExecutorError, Result};
+
+/// One sequence's share of a step.
+#[derive(Debug, Clone, Copy)]
+pub struct SeqInput<'a> {
+    /// Tokens to run now (a prefill chunk, or the last sampled token when decoding).
+    pub tokens: &'a [u32],
+    /// Tokens of this sequence already in the KV cache.
+    pub num_computed_tokens: usize,
+    /// Physical block ids covering at least `num_computed_tokens + tokens.len()` tokens.
+    pub block_table: &'a [u32],
+    /// Whether the last token's logits are wanted.
+    pub want_logits: bool,
+}
+
+#[derive(Default)]
+struct StepBuffers {
+    input_ids: Vec<u32>,
+    positions: Vec<u32>,
+    slot_mapping: Vec<u32>,
+    query_start_loc: Vec<u32>,
+    seq_lens: Vec<u32>,
+    block_tables: Vec<u32>,
+    logits_indices: Vec<u32>,
+}
+
+pub struct ModelRunner<B: Backend> {
+    backend: B,
+    model: DecoderModel<B>,
+    kv: B::KvCache,
+    kv_spec: KvCacheSpec,
+    ws: Workspace<B>,
+    max_num_seqs: usize,
+    buf: StepBuffers,
+}
+
+impl<B: Backend> ModelRunner<B> {
+    /// `max_num_batched_tokens` bounds the tokens of one step; `max_num_seqs` its sequences.
+    pub fn new(
+        backend: B,
+        model: DecoderModel<B>,
+        kv_spec: KvCacheSpec,
+        max_num_batched_tokens: usize,
+        max_num_seqs: usize,
+    ) -> Result<Self> {
+        let kv = backend.new_kv_cache(&kv_spec)?;
+        let ws = model.workspace(&backend, max_num_batched_tokens, max_num_seqs)?;
+        Ok(Self {
+            backend,
+            model,
+            kv,
+            kv_spec,
+            ws,
+            max_num_seqs,
+            buf: StepBuffers::default(),
+        })
+    }
+
+    pub fn model(&self) -> &DecoderModel<B> {
+        &self.model
+    }
+
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    pub fn kv_spec(&self) -> &KvCacheSpec {
+        &self.kv_spec
+    }
+
+    fn build(&mut self, seqs: &[SeqInput<'_>]) -> Result<usize> {
+        let bs = self.kv_spec.block_size;
+        let b = &mut self.buf;
+        for v in [
+            &mut b.input_ids,
+            &mut b.positions,
+            &mut b.slot_mapping,
+            &mut b.query_start_loc,
+            &mut b.seq_lens,
+            &mut b.block_tables,
+            &mut b.logits_indices,
+        ] {
+            v.clear();
+        }
+        let max_blocks = seqs
+            .iter()
+            .map(|s| (s.num_computed_tokens + s.tokens.len()).div_ceil(bs))
+            .max()
+            .unwrap_or(0);
+        b.query_start_loc.push(0);
+        for (i, s) in seqs.iter().enumerate() {
+            let total = s.num_computed_tokens + s.tokens.len();
+            let need = total.div_ceil(bs);
+            let table = s.block_table.get(..need).ok_or_else(|| {
+                ExecutorError::InvalidStep(format!(
+                    "sequence {i} needs {need} blocks, block table has {}",
+                    s.block_table.len()
+                ))
+            })?;
+            for (j, &t) in s.tokens.iter().enumerate() {
+                let pos = s.num_computed_tokens + j;
+                b.input_ids.push(t);
+                b.positions.push(pos as u32);
+                b.slot_mapping
+                    .push(table[pos / bs] * bs as u32 + (pos % bs) as u32);
+            }
+            if s.want_logits && !s.tokens.is_empty() {
+                b.logits_indices.push(b.input_ids.len() as u32 - 1);
+            }
+            b.query_start_loc.push(b.input_ids.len() as u32);
+            b.seq_lens.push(total as u32);
+            b.block_tables.extend_from_slice(table);
+            b.block_tables.resize((i + 1) * max_blocks, 0);
+        }
+        Ok(max_blocks)
+    }
+
+    /// Runs one forward pass; returns `[num_logits × vocab]` logits in the order of the
+    /// sequences that asked for them.
+    pub fn execute(&mut self, seqs: &[SeqInput<'_>]) -> Result<Vec<f32>> {
+        if seqs.len() > self.max_num_seqs {
+            return Err(ExecutorError::InvalidStep(format!(
+                "{} sequences exceed max_num_seqs {}",
+                seqs.len(),
+                self.max_num_seqs
+            )));
+        }
+        let max_blocks = self.build(seqs)?;
+        let b = &self.buf;
+        let batch = AttentionBatch {
+            input_ids: &b.input_ids,
+            positions: &b.positions,
+            slot_mapping: &b.slot_mapping,
+            query_start_loc: &b.query_start_loc,
+            seq_lens: &b.seq_lens,
+            block_tables: &b.block_tables,
+            max_blocks_per_seq: max_blocks,
+            logits_indices: &b.logits_indices,
+        };
+        batch
+            .validate(self.kv_spec.block_size)
+            .map_err(ExecutorError::InvalidStep)?;
+        let num_tokens = batch.num_tokens();
+        let num_logits = batch.logits_indices.len();
+        let device_batch = self.backend.prepare_batch(&batch)?;
+        self.model.forward(
+            &self.backend,
+            &device_batch,
+            num_tokens,
+            num_logits,
+            &mut self.kv,
+            &mut self.ws,
+        )?;
+        Ok(self.backend.to_host(&self.ws.logits, num_logits)?)
+    }
+}
