@@ -209,20 +209,25 @@ fn clear_length_limits(inner: &mut tokenizers::Tokenizer) -> Result<()> {
     Ok(())
 }
 
-/// The ids a `tokenizer.json` post-processor puts before and after a sequence: its answer for a
-/// one-character text, minus the ids of that text alone.
+/// The ids a `tokenizer.json` post-processor puts before and after a sequence, found by running
+/// it on a one-token encoding whose id cannot occur in any vocabulary.
 fn post_processor_additions(inner: &tokenizers::Tokenizer) -> Result<(Vec<TokenId>, Vec<TokenId>)> {
-    let encode = |add| {
-        inner
-            .encode_fast("a", add)
-            .map(|e| e.get_ids().to_vec())
-            .map_err(|e| TokenizerError::TokenizerJson(e.to_string()))
+    use tokenizers::PostProcessor;
+
+    const SENTINEL: TokenId = TokenId::MAX;
+    let Some(processor) = inner.get_post_processor() else {
+        return Ok((Vec::new(), Vec::new()));
     };
-    let (with, plain) = (encode(true)?, encode(false)?);
-    let start = (0..=with.len().saturating_sub(plain.len()))
-        .find(|&start| with[start..].starts_with(&plain));
-    Ok(match start {
-        Some(start) => (with[..start].to_vec(), with[start + plain.len()..].to_vec()),
+    let encoding = tokenizers::Encoding::from_tokens(
+        vec![tokenizers::Token::new(SENTINEL, "a".to_string(), (0, 1))],
+        0,
+    );
+    let processed = processor
+        .process(encoding, None, true)
+        .map_err(|e| TokenizerError::TokenizerJson(format!("post-processor: {e}")))?;
+    let ids = processed.get_ids();
+    Ok(match ids.iter().position(|&id| id == SENTINEL) {
+        Some(at) => (ids[..at].to_vec(), ids[at + 1..].to_vec()),
         None => (Vec::new(), Vec::new()),
     })
 }

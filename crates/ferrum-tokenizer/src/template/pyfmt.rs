@@ -145,7 +145,7 @@ mod tests {
             (1e100, "1e+100"),
             (100.0, "100.0"),
             (-0.0, "-0.0"),
-            (3.14, "3.14"),
+            (2.75, "2.75"),
         ];
         for (value, expected) in cases {
             assert_eq!(float_repr(value), expected, "{value:e}");
