@@ -21,3 +21,15 @@ pub use files::{LoadedTokenizer, TokenizerFiles};
 pub use gguf::GgufVocab;
 pub use template::{ChatTemplate, ChatTemplateInput, ChatTemplates, TemplateLimits};
 pub use tokenizer::{SpecialTokens, Tokenizer};
+
+#[cfg(test)]
+mod tests {
+    /// Tokenizers and templates are shared by request handlers on many threads.
+    #[test]
+    fn shared_types_are_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<super::Tokenizer>();
+        assert_send_sync::<super::ChatTemplate>();
+        assert_send_sync::<super::IncrementalDecoder>();
+    }
+}

@@ -129,3 +129,56 @@ impl Tokenizer {
         Self::from_parts(inner, special)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vocab(model: &str) -> GgufVocab {
+        GgufVocab {
+            model: model.into(),
+            tokens: vec!["a".into(), "b".into(), "ab".into()],
+            scores: Some(vec![-1.0, -2.0, -3.0]),
+            merges: Some(vec!["a b".into()]),
+            ..GgufVocab::default()
+        }
+    }
+
+    #[test]
+    fn both_models_build_with_llama_cpp_defaults() {
+        let llama = Tokenizer::from_gguf_vocab(vocab("llama")).expect("llama builds");
+        assert!(
+            llama.special_tokens().add_bos,
+            "llama vocabularies add BOS by default"
+        );
+        let gpt2 = Tokenizer::from_gguf_vocab(vocab("gpt2")).expect("gpt2 builds");
+        assert!(!gpt2.special_tokens().add_bos);
+        assert_eq!(gpt2.encode("ab", false).expect("encodes"), vec![2]);
+    }
+
+    #[test]
+    fn inconsistent_metadata_is_rejected() {
+        let mut bad = vocab("llama");
+        bad.scores = Some(vec![0.0]);
+        assert!(matches!(
+            Tokenizer::from_gguf_vocab(bad),
+            Err(TokenizerError::GgufVocab(_))
+        ));
+        let mut bad = vocab("gpt2");
+        bad.eos_token_id = Some(3);
+        assert!(matches!(
+            Tokenizer::from_gguf_vocab(bad),
+            Err(TokenizerError::GgufVocab(_))
+        ));
+        let mut bad = vocab("gpt2");
+        bad.merges = None;
+        assert!(matches!(
+            Tokenizer::from_gguf_vocab(bad),
+            Err(TokenizerError::GgufVocab(_))
+        ));
+        assert!(matches!(
+            Tokenizer::from_gguf_vocab(vocab("bert")),
+            Err(TokenizerError::Unsupported(_))
+        ));
+    }
+}
