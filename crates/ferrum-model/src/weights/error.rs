@@ -94,7 +94,9 @@ pub enum WeightError {
         in_file: Option<String>,
     },
 
-    #[error("pickle opcode {name} (0x{opcode:02x}) at byte {offset} is not allowed in a weights file")]
+    #[error(
+        "pickle opcode {name} (0x{opcode:02x}) at byte {offset} is not allowed in a weights file"
+    )]
     PickleOpcode {
         opcode: u8,
         name: &'static str,
@@ -107,7 +109,9 @@ pub enum WeightError {
     #[error("pickle is malformed at byte {offset}: {reason}")]
     Pickle { offset: usize, reason: String },
 
-    #[error("zip entry {entry} uses compression method {method}; only stored entries are supported")]
+    #[error(
+        "zip entry {entry} uses compression method {method}; only stored entries are supported"
+    )]
     CompressedEntry { entry: String, method: u16 },
 
     #[error("metadata key {key} is missing")]

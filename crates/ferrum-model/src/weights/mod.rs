@@ -81,7 +81,7 @@ fn open_file(path: &Path) -> Result<Box<dyn WeightSource>> {
         Err(WeightError::NotFound {
             dir: path.to_path_buf(),
             looked_for: vec![
-                "a file ending in .gguf, .safetensors, .bin or .index.json".to_string(),
+                "a file ending in .gguf, .safetensors, .bin or .index.json".to_string()
             ],
         })
     }

@@ -143,7 +143,10 @@ fn check_view(name: &str, t: &TensorRef, storage: std::ops::Range<usize>) -> Res
     };
     let storage_bytes = (storage.end - storage.start) as u64;
     let storage_numel = t.storage.numel;
-    if storage_numel.checked_mul(elem).is_none_or(|b| b > storage_bytes) {
+    if storage_numel
+        .checked_mul(elem)
+        .is_none_or(|b| b > storage_bytes)
+    {
         return Err(WeightError::OutOfBounds {
             tensor: format!("storage {} of {name}", t.storage.key),
             start: 0,
@@ -162,7 +165,9 @@ fn check_view(name: &str, t: &TensorRef, storage: std::ops::Range<usize>) -> Res
             .shape
             .iter()
             .zip(&t.stride)
-            .try_fold(t.offset, |a, (&d, &s)| a.checked_add((d - 1).checked_mul(s)?))
+            .try_fold(t.offset, |a, (&d, &s)| {
+                a.checked_add((d - 1).checked_mul(s)?)
+            })
             .ok_or_else(|| bad("view extent overflows"))?;
         if last >= storage_numel {
             return Err(WeightError::OutOfBounds {

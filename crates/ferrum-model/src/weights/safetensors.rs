@@ -98,7 +98,9 @@ fn parse(buf: &[u8]) -> Result<Parsed> {
                 len: data_len,
             });
         }
-        let expected = numel.checked_mul(elem).ok_or_else(|| too_big(&name, &raw.shape))?;
+        let expected = numel
+            .checked_mul(elem)
+            .ok_or_else(|| too_big(&name, &raw.shape))?;
         let dtype = dense_dtype(&raw.dtype);
         if expected != end - start {
             return Err(WeightError::SizeMismatch {

@@ -62,7 +62,12 @@ impl ZipEntry {
         let start = self.local_offset + LOCAL_LEN + name_len + extra_len;
         match slice_at(archive, start, self.compressed_size) {
             Some(_) => Ok(start as usize..(start + self.compressed_size) as usize),
-            None => Err(out_of_bounds(&self.name, start, self.compressed_size, archive)),
+            None => Err(out_of_bounds(
+                &self.name,
+                start,
+                self.compressed_size,
+                archive,
+            )),
         }
     }
 }
@@ -148,7 +153,10 @@ fn read_zip64_eocd(archive: &[u8], eocd: usize) -> Result<(u64, u64, u64)> {
 
 fn read_central_entry(c: &mut Cursor<'_>) -> Result<ZipEntry> {
     if c.u32("central directory entry")? != CENTRAL_SIG {
-        return Err(WeightError::header(FORMAT, "bad central directory signature"));
+        return Err(WeightError::header(
+            FORMAT,
+            "bad central directory signature",
+        ));
     }
     c.take(4, "versions")?;
     let flags = c.u16("flags")?;

@@ -81,12 +81,13 @@ impl GgufFile {
         // In range by construction (checked in `parse`); `slice_at` keeps this panic-free even
         // for a `GgufTensorInfo` that did not come from this file.
         let start = self.header.data_start.saturating_add(t.offset);
-        super::bytes::slice_at(&self.bytes, start, t.byte_len)
-            .ok_or_else(|| WeightError::OutOfBounds {
+        super::bytes::slice_at(&self.bytes, start, t.byte_len).ok_or_else(|| {
+            WeightError::OutOfBounds {
                 tensor: t.name.clone(),
                 start: t.offset,
                 end: t.offset.saturating_add(t.byte_len),
                 len: (self.bytes.len() as u64).saturating_sub(self.header.data_start),
-            })
+            }
+        })
     }
 }

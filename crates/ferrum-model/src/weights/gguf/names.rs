@@ -71,12 +71,30 @@ mod tests {
         let pairs = [
             ("token_embd.weight", "model.embed_tokens.weight"),
             ("output.weight", "lm_head.weight"),
-            ("blk.0.attn_norm.weight", "model.layers.0.input_layernorm.weight"),
-            ("blk.12.attn_q.bias", "model.layers.12.self_attn.q_proj.bias"),
-            ("blk.3.attn_output.weight", "model.layers.3.self_attn.o_proj.weight"),
-            ("blk.3.attn_k_norm.weight", "model.layers.3.self_attn.k_norm.weight"),
-            ("blk.7.ffn_down.weight", "model.layers.7.mlp.down_proj.weight"),
-            ("blk.7.ffn_norm.weight", "model.layers.7.post_attention_layernorm.weight"),
+            (
+                "blk.0.attn_norm.weight",
+                "model.layers.0.input_layernorm.weight",
+            ),
+            (
+                "blk.12.attn_q.bias",
+                "model.layers.12.self_attn.q_proj.bias",
+            ),
+            (
+                "blk.3.attn_output.weight",
+                "model.layers.3.self_attn.o_proj.weight",
+            ),
+            (
+                "blk.3.attn_k_norm.weight",
+                "model.layers.3.self_attn.k_norm.weight",
+            ),
+            (
+                "blk.7.ffn_down.weight",
+                "model.layers.7.mlp.down_proj.weight",
+            ),
+            (
+                "blk.7.ffn_norm.weight",
+                "model.layers.7.post_attention_layernorm.weight",
+            ),
         ];
         for (g, hf) in pairs {
             assert_eq!(gguf_to_hf(g).as_deref(), Some(hf), "{g}");
@@ -86,7 +104,12 @@ mod tests {
 
     #[test]
     fn unknown_names_are_not_mapped() {
-        for g in ["rope_freqs.weight", "blk.x.attn_q.weight", "blk.1.attn_q.scale", "blk..attn_q.weight"] {
+        for g in [
+            "rope_freqs.weight",
+            "blk.x.attn_q.weight",
+            "blk.1.attn_q.scale",
+            "blk..attn_q.weight",
+        ] {
             assert_eq!(gguf_to_hf(g), None, "{g}");
         }
     }

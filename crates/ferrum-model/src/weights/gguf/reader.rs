@@ -105,12 +105,19 @@ pub fn parse(buf: &[u8]) -> Result<GgufHeader> {
     for _ in 0..n_tensors {
         let t = read_tensor_info(&mut c)?;
         if !seen.insert(t.name.clone()) {
-            return Err(WeightError::header(FORMAT, format!("duplicate tensor {}", t.name)));
+            return Err(WeightError::header(
+                FORMAT,
+                format!("duplicate tensor {}", t.name),
+            ));
         }
         tensors.push(t);
     }
     let data_start = (c.pos() as u64).next_multiple_of(alignment);
-    check_ranges(&tensors, alignment, (buf.len() as u64).saturating_sub(data_start))?;
+    check_ranges(
+        &tensors,
+        alignment,
+        (buf.len() as u64).saturating_sub(data_start),
+    )?;
     Ok(GgufHeader {
         version,
         metadata,
@@ -168,7 +175,10 @@ fn read_bool(c: &mut Cursor<'_>, key: &str) -> Result<bool> {
     match c.u8(key)? {
         0 => Ok(false),
         1 => Ok(true),
-        b => Err(WeightError::header(FORMAT, format!("metadata {key}: bool byte {b}"))),
+        b => Err(WeightError::header(
+            FORMAT,
+            format!("metadata {key}: bool byte {b}"),
+        )),
     }
 }
 
@@ -326,4 +336,3 @@ fn check_ranges(tensors: &[GgufTensorInfo], alignment: u64, data_len: u64) -> Re
     }
     check_overlaps(spans)
 }
-

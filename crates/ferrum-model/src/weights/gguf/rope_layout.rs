@@ -10,7 +10,11 @@
 /// HF-ordered copy of `data` (`rows` rows of equal byte length, `n_heads` heads), or `None` when
 /// the sizes do not divide as a per-head permutation needs.
 pub fn unpermute_rows(data: &[u8], rows: usize, n_heads: usize) -> Option<Vec<u8>> {
-    if rows == 0 || n_heads == 0 || !data.len().is_multiple_of(rows) || !rows.is_multiple_of(n_heads) {
+    if rows == 0
+        || n_heads == 0
+        || !data.len().is_multiple_of(rows)
+        || !rows.is_multiple_of(n_heads)
+    {
         return None;
     }
     let head_dim = rows / n_heads;
@@ -66,7 +70,10 @@ mod tests {
         // as [0, 2, 1, 3].
         let gguf = [0, 0, 0, 2, 2, 2, 1, 1, 1, 3, 3, 3];
         let hf = unpermute_rows(&gguf, 4, 1);
-        assert_eq!(hf.as_deref(), Some(&[0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3][..]));
+        assert_eq!(
+            hf.as_deref(),
+            Some(&[0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3][..])
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::path::Path;
 use ferrum_backend::HostTensor;
 
 use super::rope_layout::unpermute_rows;
-use super::{gguf_to_hf, ggml_type_name, GgufFile, GgufMetadata};
+use super::{ggml_type_name, gguf_to_hf, GgufFile, GgufMetadata};
 use crate::weights::error::{Result, WeightError};
 use crate::weights::source::{TensorInfo, WeightSource};
 

@@ -248,7 +248,10 @@ impl Machine<'_> {
     fn pop(&mut self) -> Result<Id> {
         // A MARK above the new top would now point past the stack: Python treats that as
         // corruption too.
-        let id = self.stack.pop().ok_or_else(|| self.err("stack underflow"))?;
+        let id = self
+            .stack
+            .pop()
+            .ok_or_else(|| self.err("stack underflow"))?;
         if self.marks.last().is_some_and(|&m| m > self.stack.len()) {
             return Err(self.err("pop below a mark"));
         }
