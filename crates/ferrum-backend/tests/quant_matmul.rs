@@ -1,7 +1,9 @@
 //! `quant_matmul` against `(dequantized W) · x` in f64, within the error that quantizing the
 //! activations to 8 bits allows; batched == single; validation errors.
 
-use ferrum_backend::cpu::quant::{dequantize_row, quant_matmul, QuantMatrix};
+use ferrum_backend::cpu::quant::{
+    dequantize_row, quant_matmul, quant_matmul_prepared, PreparedMatrix, QuantMatrix,
+};
 use ferrum_types::DType;
 
 mod quant_common;
@@ -88,6 +90,10 @@ fn matches_dequantized_product_for_every_type() {
             let mut out = vec![f32::NAN; n * rows];
             quant_matmul(&x, n, &w, &mut out).unwrap();
             check(&w, &x, n, &out);
+            let prepared = PreparedMatrix::new(&w).unwrap();
+            let mut out_p = vec![f32::NAN; n * rows];
+            quant_matmul_prepared(&x, n, &prepared, &mut out_p).unwrap();
+            check(&w, &x, n, &out_p);
         }
     }
 }
@@ -128,12 +134,22 @@ fn batched_equals_single_bit_for_bit() {
         };
         let n = 11;
         let x = random_acts(n * cols, &mut rng);
+        let prepared = PreparedMatrix::new(&w).unwrap();
         let mut batched = vec![0.0f32; n * rows];
         quant_matmul(&x, n, &w, &mut batched).unwrap();
+        let mut batched_p = vec![0.0f32; n * rows];
+        quant_matmul_prepared(&x, n, &prepared, &mut batched_p).unwrap();
         for r in 0..n {
+            let xr = &x[r * cols..(r + 1) * cols];
             let mut single = vec![0.0f32; rows];
-            quant_matmul(&x[r * cols..(r + 1) * cols], 1, &w, &mut single).unwrap();
+            quant_matmul(xr, 1, &w, &mut single).unwrap();
             assert_eq!(single, batched[r * rows..(r + 1) * rows], "{dtype} row {r}");
+            quant_matmul_prepared(xr, 1, &prepared, &mut single).unwrap();
+            assert_eq!(
+                single,
+                batched_p[r * rows..(r + 1) * rows],
+                "{dtype} prepared row {r}"
+            );
         }
     }
 }

@@ -18,10 +18,12 @@ mod dequant_k;
 mod kernels;
 mod layout;
 mod matmul;
+mod packed;
 
 pub use activation::{quantize_row_q8_0, quantize_row_q8_1, quantize_row_q8_k, ActFormat};
 pub use dequant::dequantize_row;
-pub use matmul::{quant_matmul, QuantMatrix};
+pub use matmul::{quant_matmul, quant_matmul_prepared, QuantMatrix};
+pub use packed::PreparedMatrix;
 
 /// Name of the kernel table in use (`scalar`, `avx2`, `avx2-avxvnni`, `avx2-vnni512`), for logs.
 pub fn kernel_variant() -> &'static str {

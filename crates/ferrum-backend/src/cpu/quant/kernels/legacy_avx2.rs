@@ -9,7 +9,6 @@
 
 use std::arch::x86_64::*;
 
-use super::{kquant_avx2, KernelSet};
 use crate::cpu::quant::activation::ActRow;
 use crate::cpu::quant::layout::{Q4_0_BYTES, Q4_1_BYTES, Q8_0_BYTES, QK};
 
@@ -149,7 +148,7 @@ unsafe fn tile<F: Fmt, D: Dot, const N: usize>(
 macro_rules! kernel {
     ($name:ident, $fmt:ty, $dot:ty, $features:literal) => {
         #[target_feature(enable = $features)]
-        unsafe fn $name(w: &[u8], nb: usize, xs: &[ActRow<'_>], out: &mut [f32]) {
+        pub(super) unsafe fn $name(w: &[u8], nb: usize, xs: &[ActRow<'_>], out: &mut [f32]) {
             debug_assert!(xs.len() == out.len() && xs.len() <= super::MAX_TILE);
             match xs.len() {
                 1 => tile::<$fmt, $dot, 1>(w, nb, xs, out),
@@ -186,33 +185,3 @@ kernel!(
     Vnni512,
     "avx2,fma,f16c,avx512vnni,avx512vl"
 );
-
-pub static AVX2: KernelSet = KernelSet {
-    name: "avx2",
-    q4_0: q4_0_avx2,
-    q4_1: q4_1_avx2,
-    q8_0: q8_0_avx2,
-    q4k: kquant_avx2::q4k,
-    q5k: kquant_avx2::q5k,
-    q6k: kquant_avx2::q6k,
-};
-
-pub static AVX2_AVXVNNI: KernelSet = KernelSet {
-    name: "avx2-avxvnni",
-    q4_0: q4_0_avxvnni,
-    q4_1: q4_1_avxvnni,
-    q8_0: q8_0_avxvnni,
-    q4k: kquant_avx2::q4k,
-    q5k: kquant_avx2::q5k,
-    q6k: kquant_avx2::q6k,
-};
-
-pub static AVX2_VNNI512: KernelSet = KernelSet {
-    name: "avx2-vnni512",
-    q4_0: q4_0_vnni512,
-    q4_1: q4_1_vnni512,
-    q8_0: q8_0_vnni512,
-    q4k: kquant_avx2::q4k,
-    q5k: kquant_avx2::q5k,
-    q6k: kquant_avx2::q6k,
-};

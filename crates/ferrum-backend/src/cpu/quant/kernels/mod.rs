@@ -17,6 +17,7 @@ use std::sync::OnceLock;
 use ferrum_types::DType;
 
 use super::activation::{ActFormat, ActRow};
+use super::packed::GROUP;
 
 #[cfg(target_arch = "x86_64")]
 mod kquant_avx2;
@@ -24,8 +25,13 @@ mod kquant_scalar;
 #[cfg(target_arch = "x86_64")]
 mod legacy_avx2;
 mod legacy_scalar;
+mod packed_scalar;
+#[cfg(target_arch = "x86_64")]
+mod packed_x86;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
+#[cfg(target_arch = "x86_64")]
+mod x86_sets;
 
 /// Most activation rows one kernel call handles.
 pub const MAX_TILE: usize = 4;
@@ -39,6 +45,12 @@ pub const MAX_TILE: usize = 4;
 /// came from.
 pub type TileFn = unsafe fn(w: &[u8], nb: usize, xs: &[ActRow<'_>], out: &mut [f32]);
 
+/// `out[j][i] = W_row(i) · xs[j]` for the 16 rows `i` of one interleaved group (`packed.rs`).
+///
+/// # Safety
+/// As [`TileFn`], with `g` holding `nb` group-blocks of the kernel's type.
+pub type GroupFn = unsafe fn(g: &[u8], nb: usize, xs: &[ActRow<'_>], out: &mut [[f32; GROUP]]);
+
 /// One kernel per weight type, all for one instruction set.
 #[derive(Debug)]
 pub struct KernelSet {
@@ -49,6 +61,9 @@ pub struct KernelSet {
     pub q4k: TileFn,
     pub q5k: TileFn,
     pub q6k: TileFn,
+    /// Interleaved-group kernels (types with a `packed` layout).
+    pub packed_q4_1: GroupFn,
+    pub packed_q8_0: GroupFn,
 }
 
 impl KernelSet {
@@ -63,6 +78,15 @@ impl KernelSet {
             DType::Q6K => self.q6k,
             DType::F32 | DType::F16 | DType::BF16 => return None,
         })
+    }
+
+    /// The interleaved-group kernel for `dtype`, where it has one.
+    pub fn get_packed(&self, dtype: DType) -> Option<GroupFn> {
+        match dtype {
+            DType::Q4_1 => Some(self.packed_q4_1),
+            DType::Q8_0 => Some(self.packed_q8_0),
+            _ => None,
+        }
     }
 }
 
@@ -84,31 +108,15 @@ pub static SCALAR: KernelSet = KernelSet {
     q4k: kquant_scalar::q4k,
     q5k: kquant_scalar::q5k,
     q6k: kquant_scalar::q6k,
+    packed_q4_1: packed_scalar::q4_1,
+    packed_q8_0: packed_scalar::q8_0,
 };
 
 /// Every table this CPU can run, slowest first (the scalar one always).
 pub fn available() -> Vec<&'static KernelSet> {
     let mut sets = vec![&SCALAR];
     #[cfg(target_arch = "x86_64")]
-    sets.extend(x86_sets());
-    sets
-}
-
-#[cfg(target_arch = "x86_64")]
-fn x86_sets() -> Vec<&'static KernelSet> {
-    let mut sets = Vec::new();
-    let avx2 = is_x86_feature_detected!("avx2")
-        && is_x86_feature_detected!("fma")
-        && is_x86_feature_detected!("f16c");
-    if avx2 {
-        sets.push(&legacy_avx2::AVX2);
-        if is_x86_feature_detected!("avxvnni") {
-            sets.push(&legacy_avx2::AVX2_AVXVNNI);
-        }
-        if is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl") {
-            sets.push(&legacy_avx2::AVX2_VNNI512);
-        }
-    }
+    sets.extend(x86_sets::detect());
     sets
 }
 

@@ -153,3 +153,63 @@ fn scalar_equals_decoded_dot_products() {
         }
     }
 }
+
+/// Interleaved kernels: every table equals the scalar one bit for bit, and the scalar one
+/// equals the f64 product of the decoded operands (within f32 accumulation error).
+#[test]
+fn packed_kernels_agree() {
+    use crate::cpu::quant::matmul::QuantMatrix;
+    use crate::cpu::quant::packed::{Layout, PreparedMatrix, GROUP};
+
+    let mut rng = Rng(17);
+    for dtype in [DType::Q4_1, DType::Q8_0] {
+        let format = act_format(dtype).unwrap();
+        let (nb, rows) = (12, GROUP);
+        let cols = nb * 32;
+        let data = random_blocks(dtype, rows * nb, &mut rng);
+        let w = QuantMatrix {
+            dtype,
+            rows,
+            cols,
+            data: &data,
+        };
+        let p = PreparedMatrix::new(&w).unwrap();
+        let Layout::Interleaved(g) = p.layout() else {
+            panic!("{dtype} not interleaved")
+        };
+        let x = random_acts(4 * cols, &mut rng);
+        let mut acts = ActBuffer::default();
+        acts.quantize(format, &x, 4, cols);
+        let xs: Vec<ActRow<'_>> = (0..4).map(|r| acts.row(r)).collect();
+        for n in 1..=4 {
+            let mut want = vec![[0.0f32; GROUP]; n];
+            // SAFETY: sizes as built above; no CPU feature needed.
+            unsafe { SCALAR.get_packed(dtype).unwrap()(g, nb, &xs[..n], &mut want) };
+            for set in available() {
+                let mut got = vec![[0.0f32; GROUP]; n];
+                // SAFETY: `available()` lists only tables this CPU supports.
+                unsafe { set.get_packed(dtype).unwrap()(g, nb, &xs[..n], &mut got) };
+                assert_eq!(got, want, "{} {dtype} tile {n}", set.name);
+            }
+        }
+        let mut want = vec![[0.0f32; GROUP]; 1];
+        // SAFETY: as above.
+        unsafe { SCALAR.get_packed(dtype).unwrap()(g, nb, &xs[..1], &mut want) };
+        let xf = decoded_acts(format, &xs[0]);
+        let rb = data.len() / rows;
+        for r in 0..rows {
+            let mut wf = vec![0.0f32; cols];
+            dequantize_row(dtype, &data[r * rb..(r + 1) * rb], &mut wf).unwrap();
+            let exact: f64 = wf.iter().zip(&xf).map(|(&a, &b)| a as f64 * b).sum();
+            let mag: f64 = wf
+                .iter()
+                .zip(&xf)
+                .map(|(&a, &b)| (a as f64 * b).abs())
+                .sum();
+            let err = (want[0][r] as f64 - exact).abs();
+            // Q4_1's min term uses the f16 `s`: allow 1e-3 of the magnitude there.
+            let tol = if dtype == DType::Q4_1 { 1e-3 } else { 1e-5 } * mag + 1e-6;
+            assert!(err <= tol, "{dtype} row {r}: {} vs {exact}", want[0][r]);
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Portable kernels for interleaved 16-row groups (see `packed.rs`), the reference for the
+//! vector ones.
+//!
+//! Per (weight row, activation row) and block, in this order: the exact integer dot product
+//! `isum`, then `acc = fma(isum, d_w · d_x, acc)` and, for Q4_1, `acc = fma(m, s, acc)`. The
+//! same order as llama.cpp's AMX-buffer (VNNI) kernels for these types.
+
+use crate::cpu::quant::activation::ActRow;
+use crate::cpu::quant::layout::{f16_at, QK};
+use crate::cpu::quant::packed::{GROUP, Q4_1_GROUP_BYTES, Q8_0_GROUP_BYTES};
+
+pub fn q4_1(g: &[u8], nb: usize, xs: &[ActRow<'_>], out: &mut [[f32; GROUP]]) {
+    for (x, o) in xs.iter().zip(out.iter_mut()) {
+        for (r, o) in o.iter_mut().enumerate() {
+            let mut acc = 0.0f32;
+            for b in 0..nb {
+                let p = &g[b * Q4_1_GROUP_BYTES..(b + 1) * Q4_1_GROUP_BYTES];
+                let y = &x.qs[b * QK..(b + 1) * QK];
+                let mut isum = 0i32;
+                for c in 0..4 {
+                    for i in 0..4 {
+                        let byte = p[c * 64 + r * 4 + i];
+                        let k = 4 * c + i;
+                        isum += (byte & 0x0F) as i32 * y[k] as i32;
+                        isum += (byte >> 4) as i32 * y[k + 16] as i32;
+                    }
+                }
+                let (dw, m) = (f16_at(p, 256 + 2 * r), f16_at(p, 288 + 2 * r));
+                acc = (isum as f32).mul_add(dw * x.d[b], acc);
+                acc = m.mul_add(x.s[b], acc);
+            }
+            *o = acc;
+        }
+    }
+}
+
+pub fn q8_0(g: &[u8], nb: usize, xs: &[ActRow<'_>], out: &mut [[f32; GROUP]]) {
+    for (x, o) in xs.iter().zip(out.iter_mut()) {
+        for (r, o) in o.iter_mut().enumerate() {
+            let mut acc = 0.0f32;
+            for b in 0..nb {
+                let p = &g[b * Q8_0_GROUP_BYTES..(b + 1) * Q8_0_GROUP_BYTES];
+                let y = &x.qs[b * QK..(b + 1) * QK];
+                let mut isum = 0i32;
+                for c in 0..8 {
+                    for i in 0..4 {
+                        isum += p[c * 64 + r * 4 + i] as i8 as i32 * y[4 * c + i] as i32;
+                    }
+                }
+                let dw = f16_at(p, 512 + 2 * r);
+                acc = (isum as f32).mul_add(dw * x.d[b], acc);
+            }
+            *o = acc;
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! x86 kernels for interleaved 16-row groups (see `packed.rs`): one i32 lane per weight row,
+//! four quants per lane against a broadcast activation quad.
+//!
+//! - AVX2: 8 rows per register (two passes per group); `vpmaddubsw` + `vpmaddwd`. Q4_1 sums all
+//!   eight `vpmaddubsw` results of a block in i16 first (16 products of ≤ 15·128 < 2¹⁵).
+//!   Q8_0 uses the sign trick (`|w| · (x · sign w)`).
+//! - AVX2 + VNNI (AVX-VNNI or AVX512-VL): the same with `vpdpbusd` on 256-bit registers.
+//! - AVX-512 + VNNI: 16 rows per 512-bit register, one pass.
+//!
+//! With VNNI, Q8_0 weights become unsigned by flipping their top bit (`w + 128`) and the sum is
+//! started at `−128 · Σx` (the activation block sum) so the result is still `Σ w·x`, exactly.
+//! The float part is the scalar kernels' order, so all variants are bit-identical.
+
+use std::arch::x86_64::*;
+
+use crate::cpu::quant::activation::ActRow;
+use crate::cpu::quant::layout::QK;
+use crate::cpu::quant::packed::{GROUP, Q4_1_GROUP_BYTES, Q8_0_GROUP_BYTES};
+
+/// How a 256-bit kernel forms `u8 × i8` sums of four.
+trait Ymm {
+    const VNNI: bool;
+    unsafe fn dpbusd(acc: __m256i, u: __m256i, s: __m256i) -> __m256i;
+}
+
+struct Plain;
+impl Ymm for Plain {
+    const VNNI: bool = false;
+    #[inline(always)]
+    unsafe fn dpbusd(acc: __m256i, _: __m256i, _: __m256i) -> __m256i {
+        acc
+    }
+}
+
+struct AvxVnni;
+impl Ymm for AvxVnni {
+    const VNNI: bool = true;
+    #[inline(always)]
+    unsafe fn dpbusd(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
+        _mm256_dpbusd_avx_epi32(acc, u, s)
+    }
+}
+
+struct Vnni512;
+impl Ymm for Vnni512 {
+    const VNNI: bool = true;
+    #[inline(always)]
+    unsafe fn dpbusd(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
+        _mm256_dpbusd_epi32(acc, u, s)
+    }
+}
+
+/// The four activation quants at `x[at..at + 4]` as one i32.
+#[inline(always)]
+unsafe fn quad(x: &ActRow<'_>, at: usize) -> i32 {
+    (x.qs.as_ptr().add(at) as *const i32).read_unaligned()
+}
+
+#[inline(always)]
+unsafe fn q4_1_ymm<D: Ymm, const N: usize>(
+    g: &[u8],
+    nb: usize,
+    xs: &[ActRow<'_>],
+    out: &mut [[f32; GROUP]],
+) {
+    let (m4, ones) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi16(1));
+    for h in 0..2 {
+        let mut acc = [_mm256_setzero_ps(); N];
+        for b in 0..nb {
+            let p = g.as_ptr().add(b * Q4_1_GROUP_BYTES);
+            let mut sum = [_mm256_setzero_si256(); N];
+            for c in 0..4 {
+                let bytes = _mm256_loadu_si256(p.add(64 * c + 32 * h) as *const __m256i);
+                let lo = _mm256_and_si256(bytes, m4);
+                let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(bytes), m4);
+                for j in 0..N {
+                    let xl = _mm256_set1_epi32(quad(&xs[j], b * QK + 4 * c));
+                    let xh = _mm256_set1_epi32(quad(&xs[j], b * QK + 16 + 4 * c));
+                    sum[j] = if D::VNNI {
+                        D::dpbusd(D::dpbusd(sum[j], lo, xl), hi, xh)
+                    } else {
+                        let pl = _mm256_maddubs_epi16(lo, xl);
+                        let ph = _mm256_maddubs_epi16(hi, xh);
+                        _mm256_add_epi16(sum[j], _mm256_add_epi16(pl, ph))
+                    };
+                }
+            }
+            let dw = _mm256_cvtph_ps(_mm_loadu_si128(p.add(256 + 16 * h) as *const __m128i));
+            let m = _mm256_cvtph_ps(_mm_loadu_si128(p.add(288 + 16 * h) as *const __m128i));
+            for j in 0..N {
+                let isum = if D::VNNI {
+                    sum[j]
+                } else {
+                    _mm256_madd_epi16(sum[j], ones)
+                };
+                let scale = _mm256_mul_ps(dw, _mm256_set1_ps(*xs[j].d.get_unchecked(b)));
+                acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, acc[j]);
+                acc[j] = _mm256_fmadd_ps(m, _mm256_set1_ps(*xs[j].s.get_unchecked(b)), acc[j]);
+            }
+        }
+        for j in 0..N {
+            _mm256_storeu_ps(out[j].as_mut_ptr().add(8 * h), acc[j]);
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn q8_0_ymm<D: Ymm, const N: usize>(
+    g: &[u8],
+    nb: usize,
+    xs: &[ActRow<'_>],
+    out: &mut [[f32; GROUP]],
+) {
+    let (ones, flip) = (_mm256_set1_epi16(1), _mm256_set1_epi8(-128));
+    for h in 0..2 {
+        let mut acc = [_mm256_setzero_ps(); N];
+        for b in 0..nb {
+            let p = g.as_ptr().add(b * Q8_0_GROUP_BYTES);
+            let mut sum: [__m256i; N] = std::array::from_fn(|j| {
+                if D::VNNI {
+                    _mm256_set1_epi32(-128 * *xs[j].bsums.get_unchecked(b) as i32)
+                } else {
+                    _mm256_setzero_si256()
+                }
+            });
+            for c in 0..8 {
+                let w = _mm256_loadu_si256(p.add(64 * c + 32 * h) as *const __m256i);
+                let (u, a) = (_mm256_xor_si256(w, flip), _mm256_abs_epi8(w));
+                for j in 0..N {
+                    let xb = _mm256_set1_epi32(quad(&xs[j], b * QK + 4 * c));
+                    sum[j] = if D::VNNI {
+                        D::dpbusd(sum[j], u, xb)
+                    } else {
+                        let prod = _mm256_maddubs_epi16(a, _mm256_sign_epi8(xb, w));
+                        _mm256_add_epi32(sum[j], _mm256_madd_epi16(prod, ones))
+                    };
+                }
+            }
+            let dw = _mm256_cvtph_ps(_mm_loadu_si128(p.add(512 + 16 * h) as *const __m128i));
+            for j in 0..N {
+                let scale = _mm256_mul_ps(dw, _mm256_set1_ps(*xs[j].d.get_unchecked(b)));
+                acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[j]), scale, acc[j]);
+            }
+        }
+        for j in 0..N {
+            _mm256_storeu_ps(out[j].as_mut_ptr().add(8 * h), acc[j]);
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn q4_1_zmm<const N: usize>(
+    g: &[u8],
+    nb: usize,
+    xs: &[ActRow<'_>],
+    out: &mut [[f32; GROUP]],
+) {
+    let m4 = _mm512_set1_epi8(0x0F);
+    let mut acc = [_mm512_setzero_ps(); N];
+    for b in 0..nb {
+        let p = g.as_ptr().add(b * Q4_1_GROUP_BYTES);
+        // Two chains per row (low and high nibbles) halve the dependent `vpdpbusd` latency.
+        let mut lo_sum = [_mm512_setzero_si512(); N];
+        let mut hi_sum = [_mm512_setzero_si512(); N];
+        for c in 0..4 {
+            let bytes = _mm512_loadu_si512(p.add(64 * c) as *const __m512i);
+            let lo = _mm512_and_si512(bytes, m4);
+            let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(bytes), m4);
+            for j in 0..N {
+                let xl = _mm512_set1_epi32(quad(&xs[j], b * QK + 4 * c));
+                let xh = _mm512_set1_epi32(quad(&xs[j], b * QK + 16 + 4 * c));
+                lo_sum[j] = _mm512_dpbusd_epi32(lo_sum[j], lo, xl);
+                hi_sum[j] = _mm512_dpbusd_epi32(hi_sum[j], hi, xh);
+            }
+        }
+        let dw = _mm512_cvtph_ps(_mm256_loadu_si256(p.add(256) as *const __m256i));
+        let m = _mm512_cvtph_ps(_mm256_loadu_si256(p.add(288) as *const __m256i));
+        for j in 0..N {
+            let isum = _mm512_add_epi32(lo_sum[j], hi_sum[j]);
+            let scale = _mm512_mul_ps(dw, _mm512_set1_ps(*xs[j].d.get_unchecked(b)));
+            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, acc[j]);
+            acc[j] = _mm512_fmadd_ps(m, _mm512_set1_ps(*xs[j].s.get_unchecked(b)), acc[j]);
+        }
+    }
+    for j in 0..N {
+        _mm512_storeu_ps(out[j].as_mut_ptr(), acc[j]);
+    }
+}
+
+#[inline(always)]
+unsafe fn q8_0_zmm<const N: usize>(
+    g: &[u8],
+    nb: usize,
+    xs: &[ActRow<'_>],
+    out: &mut [[f32; GROUP]],
+) {
+    let flip = _mm512_set1_epi8(-128);
+    let mut acc = [_mm512_setzero_ps(); N];
+    for b in 0..nb {
+        let p = g.as_ptr().add(b * Q8_0_GROUP_BYTES);
+        let mut even: [__m512i; N] =
+            std::array::from_fn(|j| _mm512_set1_epi32(-128 * *xs[j].bsums.get_unchecked(b) as i32));
+        let mut odd = [_mm512_setzero_si512(); N];
+        for c in 0..8 {
+            let w = _mm512_loadu_si512(p.add(64 * c) as *const __m512i);
+            let u = _mm512_xor_si512(w, flip);
+            for j in 0..N {
+                let xb = _mm512_set1_epi32(quad(&xs[j], b * QK + 4 * c));
+                if c % 2 == 0 {
+                    even[j] = _mm512_dpbusd_epi32(even[j], u, xb);
+                } else {
+                    odd[j] = _mm512_dpbusd_epi32(odd[j], u, xb);
+                }
+            }
+        }
+        let dw = _mm512_cvtph_ps(_mm256_loadu_si256(p.add(512) as *const __m256i));
+        for j in 0..N {
+            let isum = _mm512_add_epi32(even[j], odd[j]);
+            let scale = _mm512_mul_ps(dw, _mm512_set1_ps(*xs[j].d.get_unchecked(b)));
+            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, acc[j]);
+        }
+    }
+    for j in 0..N {
+        _mm512_storeu_ps(out[j].as_mut_ptr(), acc[j]);
+    }
+}
+
+/// Instantiates one group kernel per tile height for one feature set.
+macro_rules! kernel {
+    ($name:ident, $features:literal, $tile:ident $(:: < $d:ty >)?) => {
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn $name(
+            g: &[u8],
+            nb: usize,
+            xs: &[ActRow<'_>],
+            out: &mut [[f32; GROUP]],
+        ) {
+            debug_assert!(xs.len() == out.len() && xs.len() <= super::MAX_TILE);
+            match xs.len() {
+                1 => $tile::<$($d,)? 1>(g, nb, xs, out),
+                2 => $tile::<$($d,)? 2>(g, nb, xs, out),
+                3 => $tile::<$($d,)? 3>(g, nb, xs, out),
+                4 => $tile::<$($d,)? 4>(g, nb, xs, out),
+                _ => {}
+            }
+        }
+    };
+}
+
+kernel!(q4_1_avx2, "avx2,fma,f16c", q4_1_ymm::<Plain>);
+kernel!(q8_0_avx2, "avx2,fma,f16c", q8_0_ymm::<Plain>);
+kernel!(q4_1_avxvnni, "avx2,fma,f16c,avxvnni", q4_1_ymm::<AvxVnni>);
+kernel!(q8_0_avxvnni, "avx2,fma,f16c,avxvnni", q8_0_ymm::<AvxVnni>);
+kernel!(
+    q4_1_vnni256,
+    "avx2,fma,f16c,avx512vnni,avx512vl",
+    q4_1_ymm::<Vnni512>
+);
+kernel!(
+    q8_0_vnni256,
+    "avx2,fma,f16c,avx512vnni,avx512vl",
+    q8_0_ymm::<Vnni512>
+);
+kernel!(
+    q4_1_avx512,
+    "avx2,fma,f16c,avx512f,avx512bw,avx512vnni",
+    q4_1_zmm
+);
+kernel!(
+    q8_0_avx512,
+    "avx2,fma,f16c,avx512f,avx512bw,avx512vnni",
+    q8_0_zmm
+);
