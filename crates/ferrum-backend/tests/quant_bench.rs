@@ -59,7 +59,7 @@ fn run(case: &Case) {
         quant_matmul(&x, case.n, &w, &mut out).unwrap()
     });
     report(case, "rows", raw, data.len());
-    if matches!(case.dtype, DType::Q4_1 | DType::Q8_0) {
+    if matches!(case.dtype, DType::Q4_0 | DType::Q4_1 | DType::Q8_0) {
         let p = PreparedMatrix::new(&w).unwrap();
         let t = time(case.reps, || {
             quant_matmul_prepared(&x, case.n, &p, &mut out).unwrap()

@@ -79,7 +79,7 @@ impl ActBuffer {
     /// Quantizes `rows` rows of `cols` (a multiple of the block size) from `x`, reusing storage.
     pub fn quantize(&mut self, format: ActFormat, x: &[f32], rows: usize, cols: usize) {
         let bs = format.block_size();
-        debug_assert!(cols % bs == 0 && x.len() >= rows * cols);
+        debug_assert!(cols.is_multiple_of(bs) && x.len() >= rows * cols);
         self.rows = rows;
         self.cols = cols;
         self.blocks = cols / bs;
@@ -284,7 +284,7 @@ pub fn quantize_row_q8_k(x: &[f32], out: &mut [u8]) -> Result<()> {
 }
 
 fn check_canonical(name: &str, x: &[f32], out: &[u8], bs: usize, bytes: usize) -> Result<()> {
-    if x.len() % bs != 0 || out.len() != x.len() / bs * bytes {
+    if !x.len().is_multiple_of(bs) || out.len() != x.len() / bs * bytes {
         return Err(BackendError::Shape {
             what: format!("{name} quantization of {} values", x.len()),
             expected: format!("a multiple of {bs} values and {bytes} bytes per {bs}"),

@@ -1,12 +1,13 @@
 //! Weights re-laid-out once at load time in groups of 16 output rows ("interleaved"), so that one
 //! vector instruction multiplies 16 rows at once against a broadcast activation quad.
 //!
-//! Layout (Q4_1 and Q8_0; other types stay in GGUF row layout): the matrix is cut into groups of
+//! Layout (Q4_0, Q4_1 and Q8_0; other types stay in GGUF row layout): the matrix is cut into groups of
 //! [`GROUP`] consecutive rows (the last one padded with zero blocks), each group stored as its
 //! blocks in order. One group-block:
 //! - Q4_1, 320 bytes: `qs[4][16][4]` then `d[16]: f16` then `m[16]: f16`. Chunk `c`, row `r`
 //!   holds GGUF bytes `qs[4c..4c + 4]` of row `r`: low nibbles are quants `4c..4c + 4`, high
 //!   nibbles quants `16 + 4c..16 + 4c + 4`.
+//! - Q4_0, 288 bytes: as Q4_1 without `m`.
 //! - Q8_0, 544 bytes: `qs[8][16][4]` (chunk `c` = quants `4c..4c + 4` of each row, signed) then
 //!   `d[16]: f16`.
 //!
@@ -16,12 +17,13 @@
 use ferrum_types::DType;
 
 use super::dequant::dequantize_row;
-use super::layout::{Q4_1_BYTES, Q8_0_BYTES, QK};
+use super::layout::{Q4_0_BYTES, Q4_1_BYTES, Q8_0_BYTES, QK};
 use super::matmul::QuantMatrix;
 use crate::{BackendError, Result};
 
 /// Output rows per interleaved group.
 pub const GROUP: usize = 16;
+pub const Q4_0_GROUP_BYTES: usize = GROUP * Q4_0_BYTES;
 pub const Q4_1_GROUP_BYTES: usize = GROUP * Q4_1_BYTES;
 pub const Q8_0_GROUP_BYTES: usize = GROUP * Q8_0_BYTES;
 
@@ -45,6 +47,7 @@ pub(crate) enum Layout {
 /// Bytes of one interleaved group-block, or `None` where the type keeps GGUF rows.
 pub(crate) fn group_block_bytes(dtype: DType) -> Option<usize> {
     match dtype {
+        DType::Q4_0 => Some(Q4_0_GROUP_BYTES),
         DType::Q4_1 => Some(Q4_1_GROUP_BYTES),
         DType::Q8_0 => Some(Q8_0_GROUP_BYTES),
         _ => None,
@@ -153,6 +156,12 @@ fn interleave(w: &QuantMatrix<'_>, gbb: usize) -> Vec<u8> {
 /// Writes GGUF block `raw` as row `r` of group-block `gb`.
 fn insert_block(dtype: DType, raw: &[u8], r: usize, gb: &mut [u8]) {
     match dtype {
+        DType::Q4_0 => {
+            for c in 0..4 {
+                gb[c * 64 + r * 4..c * 64 + r * 4 + 4].copy_from_slice(&raw[2 + 4 * c..6 + 4 * c]);
+            }
+            gb[256 + 2 * r..258 + 2 * r].copy_from_slice(&raw[0..2]);
+        }
         DType::Q4_1 => {
             for c in 0..4 {
                 gb[c * 64 + r * 4..c * 64 + r * 4 + 4].copy_from_slice(&raw[4 + 4 * c..8 + 4 * c]);
@@ -173,6 +182,12 @@ fn insert_block(dtype: DType, raw: &[u8], r: usize, gb: &mut [u8]) {
 /// Inverse of [`insert_block`].
 fn extract_block(dtype: DType, gb: &[u8], r: usize, raw: &mut [u8]) {
     match dtype {
+        DType::Q4_0 => {
+            for c in 0..4 {
+                raw[2 + 4 * c..6 + 4 * c].copy_from_slice(&gb[c * 64 + r * 4..c * 64 + r * 4 + 4]);
+            }
+            raw[0..2].copy_from_slice(&gb[256 + 2 * r..258 + 2 * r]);
+        }
         DType::Q4_1 => {
             for c in 0..4 {
                 raw[4 + 4 * c..8 + 4 * c].copy_from_slice(&gb[c * 64 + r * 4..c * 64 + r * 4 + 4]);
@@ -198,7 +213,7 @@ mod tests {
     #[test]
     fn rows_decode_the_same_after_preparing() {
         let mut rng = Rng(21);
-        for dtype in [DType::Q4_1, DType::Q8_0, DType::Q4K] {
+        for dtype in [DType::Q4_0, DType::Q4_1, DType::Q8_0, DType::Q4K] {
             let (rows, cols) = (21, 2 * dtype.block_size());
             let data = random_blocks(dtype, rows * cols / dtype.block_size(), &mut rng);
             let w = QuantMatrix {

@@ -62,6 +62,7 @@ pub struct KernelSet {
     pub q5k: TileFn,
     pub q6k: TileFn,
     /// Interleaved-group kernels (types with a `packed` layout).
+    pub packed_q4_0: GroupFn,
     pub packed_q4_1: GroupFn,
     pub packed_q8_0: GroupFn,
 }
@@ -83,6 +84,7 @@ impl KernelSet {
     /// The interleaved-group kernel for `dtype`, where it has one.
     pub fn get_packed(&self, dtype: DType) -> Option<GroupFn> {
         match dtype {
+            DType::Q4_0 => Some(self.packed_q4_0),
             DType::Q4_1 => Some(self.packed_q4_1),
             DType::Q8_0 => Some(self.packed_q8_0),
             _ => None,
@@ -108,6 +110,7 @@ pub static SCALAR: KernelSet = KernelSet {
     q4k: kquant_scalar::q4k,
     q5k: kquant_scalar::q5k,
     q6k: kquant_scalar::q6k,
+    packed_q4_0: packed_scalar::q4_0,
     packed_q4_1: packed_scalar::q4_1,
     packed_q8_0: packed_scalar::q8_0,
 };

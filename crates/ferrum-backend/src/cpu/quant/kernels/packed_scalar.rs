@@ -7,16 +7,23 @@
 
 use crate::cpu::quant::activation::ActRow;
 use crate::cpu::quant::layout::{f16_at, QK};
-use crate::cpu::quant::packed::{GROUP, Q4_1_GROUP_BYTES, Q8_0_GROUP_BYTES};
+use crate::cpu::quant::packed::{GROUP, Q4_0_GROUP_BYTES, Q4_1_GROUP_BYTES, Q8_0_GROUP_BYTES};
 
-pub fn q4_1(g: &[u8], nb: usize, xs: &[ActRow<'_>], out: &mut [[f32; GROUP]]) {
+/// Q4_1 (`MIN`: `d·q + m`, Q8_1 activations) or Q4_0 (`d·(q − 8)`, Q8_0 activations, the
+/// offset applied through the activation block sum: `Σ (q − 8)·x = Σ q·x − 8·Σx`).
+fn q4<const MIN: bool>(g: &[u8], nb: usize, xs: &[ActRow<'_>], out: &mut [[f32; GROUP]]) {
+    let gbb = if MIN {
+        Q4_1_GROUP_BYTES
+    } else {
+        Q4_0_GROUP_BYTES
+    };
     for (x, o) in xs.iter().zip(out.iter_mut()) {
         for (r, o) in o.iter_mut().enumerate() {
             let mut acc = 0.0f32;
             for b in 0..nb {
-                let p = &g[b * Q4_1_GROUP_BYTES..(b + 1) * Q4_1_GROUP_BYTES];
+                let p = &g[b * gbb..(b + 1) * gbb];
                 let y = &x.qs[b * QK..(b + 1) * QK];
-                let mut isum = 0i32;
+                let mut isum = if MIN { 0 } else { -8 * x.bsums[b] as i32 };
                 for c in 0..4 {
                     for i in 0..4 {
                         let byte = p[c * 64 + r * 4 + i];
@@ -25,13 +32,22 @@ pub fn q4_1(g: &[u8], nb: usize, xs: &[ActRow<'_>], out: &mut [[f32; GROUP]]) {
                         isum += (byte >> 4) as i32 * y[k + 16] as i32;
                     }
                 }
-                let (dw, m) = (f16_at(p, 256 + 2 * r), f16_at(p, 288 + 2 * r));
-                acc = (isum as f32).mul_add(dw * x.d[b], acc);
-                acc = m.mul_add(x.s[b], acc);
+                acc = (isum as f32).mul_add(f16_at(p, 256 + 2 * r) * x.d[b], acc);
+                if MIN {
+                    acc = f16_at(p, 288 + 2 * r).mul_add(x.s[b], acc);
+                }
             }
             *o = acc;
         }
     }
+}
+
+pub fn q4_0(g: &[u8], nb: usize, xs: &[ActRow<'_>], out: &mut [[f32; GROUP]]) {
+    q4::<false>(g, nb, xs, out)
+}
+
+pub fn q4_1(g: &[u8], nb: usize, xs: &[ActRow<'_>], out: &mut [[f32; GROUP]]) {
+    q4::<true>(g, nb, xs, out)
 }
 
 pub fn q8_0(g: &[u8], nb: usize, xs: &[ActRow<'_>], out: &mut [[f32; GROUP]]) {

@@ -15,7 +15,7 @@ use std::arch::x86_64::*;
 
 use crate::cpu::quant::activation::ActRow;
 use crate::cpu::quant::layout::QK;
-use crate::cpu::quant::packed::{GROUP, Q4_1_GROUP_BYTES, Q8_0_GROUP_BYTES};
+use crate::cpu::quant::packed::{GROUP, Q4_0_GROUP_BYTES, Q4_1_GROUP_BYTES, Q8_0_GROUP_BYTES};
 
 /// How a 256-bit kernel forms `u8 × i8` sums of four.
 trait Ymm {
@@ -56,18 +56,30 @@ unsafe fn quad(x: &ActRow<'_>, at: usize) -> i32 {
     (x.qs.as_ptr().add(at) as *const i32).read_unaligned()
 }
 
+/// The `−8·Σx` that turns `Σ q·x` into Q4_0's `Σ (q − 8)·x`.
 #[inline(always)]
-unsafe fn q4_1_ymm<D: Ymm, const N: usize>(
+unsafe fn q4_0_offset(x: &ActRow<'_>, b: usize) -> i32 {
+    -8 * *x.bsums.get_unchecked(b) as i32
+}
+
+/// Q4_1 (`MIN`) or Q4_0, as in `packed_scalar::q4`.
+#[inline(always)]
+unsafe fn q4_ymm<D: Ymm, const MIN: bool, const N: usize>(
     g: &[u8],
     nb: usize,
     xs: &[ActRow<'_>],
     out: &mut [[f32; GROUP]],
 ) {
     let (m4, ones) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi16(1));
+    let gbb = if MIN {
+        Q4_1_GROUP_BYTES
+    } else {
+        Q4_0_GROUP_BYTES
+    };
     for h in 0..2 {
         let mut acc = [_mm256_setzero_ps(); N];
         for b in 0..nb {
-            let p = g.as_ptr().add(b * Q4_1_GROUP_BYTES);
+            let p = g.as_ptr().add(b * gbb);
             let mut sum = [_mm256_setzero_si256(); N];
             for c in 0..4 {
                 let bytes = _mm256_loadu_si256(p.add(64 * c + 32 * h) as *const __m256i);
@@ -86,16 +98,22 @@ unsafe fn q4_1_ymm<D: Ymm, const N: usize>(
                 }
             }
             let dw = _mm256_cvtph_ps(_mm_loadu_si128(p.add(256 + 16 * h) as *const __m128i));
-            let m = _mm256_cvtph_ps(_mm_loadu_si128(p.add(288 + 16 * h) as *const __m128i));
             for j in 0..N {
-                let isum = if D::VNNI {
+                let mut isum = if D::VNNI {
                     sum[j]
                 } else {
                     _mm256_madd_epi16(sum[j], ones)
                 };
+                if !MIN {
+                    isum = _mm256_add_epi32(isum, _mm256_set1_epi32(q4_0_offset(&xs[j], b)));
+                }
                 let scale = _mm256_mul_ps(dw, _mm256_set1_ps(*xs[j].d.get_unchecked(b)));
                 acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, acc[j]);
-                acc[j] = _mm256_fmadd_ps(m, _mm256_set1_ps(*xs[j].s.get_unchecked(b)), acc[j]);
+                if MIN {
+                    let m = _mm256_cvtph_ps(_mm_loadu_si128(p.add(288 + 16 * h) as *const __m128i));
+                    let s = _mm256_set1_ps(*xs[j].s.get_unchecked(b));
+                    acc[j] = _mm256_fmadd_ps(m, s, acc[j]);
+                }
             }
         }
         for j in 0..N {
@@ -148,19 +166,27 @@ unsafe fn q8_0_ymm<D: Ymm, const N: usize>(
     }
 }
 
+/// Q4_1 (`MIN`) or Q4_0, as in `packed_scalar::q4`.
 #[inline(always)]
-unsafe fn q4_1_zmm<const N: usize>(
+unsafe fn q4_zmm<const MIN: bool, const N: usize>(
     g: &[u8],
     nb: usize,
     xs: &[ActRow<'_>],
     out: &mut [[f32; GROUP]],
 ) {
     let m4 = _mm512_set1_epi8(0x0F);
+    let gbb = if MIN {
+        Q4_1_GROUP_BYTES
+    } else {
+        Q4_0_GROUP_BYTES
+    };
     let mut acc = [_mm512_setzero_ps(); N];
     for b in 0..nb {
-        let p = g.as_ptr().add(b * Q4_1_GROUP_BYTES);
+        let p = g.as_ptr().add(b * gbb);
         // Two chains per row (low and high nibbles) halve the dependent `vpdpbusd` latency.
-        let mut lo_sum = [_mm512_setzero_si512(); N];
+        let mut lo_sum: [__m512i; N] = std::array::from_fn(|j| {
+            _mm512_set1_epi32(if MIN { 0 } else { q4_0_offset(&xs[j], b) })
+        });
         let mut hi_sum = [_mm512_setzero_si512(); N];
         for c in 0..4 {
             let bytes = _mm512_loadu_si512(p.add(64 * c) as *const __m512i);
@@ -174,12 +200,15 @@ unsafe fn q4_1_zmm<const N: usize>(
             }
         }
         let dw = _mm512_cvtph_ps(_mm256_loadu_si256(p.add(256) as *const __m256i));
-        let m = _mm512_cvtph_ps(_mm256_loadu_si256(p.add(288) as *const __m256i));
         for j in 0..N {
             let isum = _mm512_add_epi32(lo_sum[j], hi_sum[j]);
             let scale = _mm512_mul_ps(dw, _mm512_set1_ps(*xs[j].d.get_unchecked(b)));
             acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, acc[j]);
-            acc[j] = _mm512_fmadd_ps(m, _mm512_set1_ps(*xs[j].s.get_unchecked(b)), acc[j]);
+            if MIN {
+                let m = _mm512_cvtph_ps(_mm256_loadu_si256(p.add(288) as *const __m256i));
+                let s = _mm512_set1_ps(*xs[j].s.get_unchecked(b));
+                acc[j] = _mm512_fmadd_ps(m, s, acc[j]);
+            }
         }
     }
     for j in 0..N {
@@ -227,7 +256,7 @@ unsafe fn q8_0_zmm<const N: usize>(
 
 /// Instantiates one group kernel per tile height for one feature set.
 macro_rules! kernel {
-    ($name:ident, $features:literal, $tile:ident $(:: < $d:ty >)?) => {
+    ($name:ident, $features:literal, $tile:ident [$($p:tt),*]) => {
         #[target_feature(enable = $features)]
         pub(super) unsafe fn $name(
             g: &[u8],
@@ -237,37 +266,37 @@ macro_rules! kernel {
         ) {
             debug_assert!(xs.len() == out.len() && xs.len() <= super::MAX_TILE);
             match xs.len() {
-                1 => $tile::<$($d,)? 1>(g, nb, xs, out),
-                2 => $tile::<$($d,)? 2>(g, nb, xs, out),
-                3 => $tile::<$($d,)? 3>(g, nb, xs, out),
-                4 => $tile::<$($d,)? 4>(g, nb, xs, out),
+                1 => $tile::<$($p,)* 1>(g, nb, xs, out),
+                2 => $tile::<$($p,)* 2>(g, nb, xs, out),
+                3 => $tile::<$($p,)* 3>(g, nb, xs, out),
+                4 => $tile::<$($p,)* 4>(g, nb, xs, out),
                 _ => {}
             }
         }
     };
 }
 
-kernel!(q4_1_avx2, "avx2,fma,f16c", q4_1_ymm::<Plain>);
-kernel!(q8_0_avx2, "avx2,fma,f16c", q8_0_ymm::<Plain>);
-kernel!(q4_1_avxvnni, "avx2,fma,f16c,avxvnni", q4_1_ymm::<AvxVnni>);
-kernel!(q8_0_avxvnni, "avx2,fma,f16c,avxvnni", q8_0_ymm::<AvxVnni>);
-kernel!(
-    q4_1_vnni256,
-    "avx2,fma,f16c,avx512vnni,avx512vl",
-    q4_1_ymm::<Vnni512>
-);
+kernel!(q4_0_avx2, "avx2,fma,f16c", q4_ymm [Plain, false]);
+kernel!(q4_1_avx2, "avx2,fma,f16c", q4_ymm [Plain, true]);
+kernel!(q8_0_avx2, "avx2,fma,f16c", q8_0_ymm[Plain]);
+kernel!(q4_0_avxvnni, "avx2,fma,f16c,avxvnni", q4_ymm [AvxVnni, false]);
+kernel!(q4_1_avxvnni, "avx2,fma,f16c,avxvnni", q4_ymm [AvxVnni, true]);
+kernel!(q8_0_avxvnni, "avx2,fma,f16c,avxvnni", q8_0_ymm[AvxVnni]);
+kernel!(q4_0_vnni256, "avx2,fma,f16c,avx512vnni,avx512vl", q4_ymm [Vnni512, false]);
+kernel!(q4_1_vnni256, "avx2,fma,f16c,avx512vnni,avx512vl", q4_ymm [Vnni512, true]);
 kernel!(
     q8_0_vnni256,
     "avx2,fma,f16c,avx512vnni,avx512vl",
-    q8_0_ymm::<Vnni512>
+    q8_0_ymm[Vnni512]
+);
+kernel!(
+    q4_0_avx512,
+    "avx2,fma,f16c,avx512f,avx512bw,avx512vnni",
+    q4_zmm[false]
 );
 kernel!(
     q4_1_avx512,
     "avx2,fma,f16c,avx512f,avx512bw,avx512vnni",
-    q4_1_zmm
+    q4_zmm[true]
 );
-kernel!(
-    q8_0_avx512,
-    "avx2,fma,f16c,avx512f,avx512bw,avx512vnni",
-    q8_0_zmm
-);
+kernel!(q8_0_avx512, "avx2,fma,f16c,avx512f,avx512bw,avx512vnni", q8_0_zmm []);

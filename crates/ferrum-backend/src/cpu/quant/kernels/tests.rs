@@ -162,7 +162,7 @@ fn packed_kernels_agree() {
     use crate::cpu::quant::packed::{Layout, PreparedMatrix, GROUP};
 
     let mut rng = Rng(17);
-    for dtype in [DType::Q4_1, DType::Q8_0] {
+    for dtype in [DType::Q4_0, DType::Q4_1, DType::Q8_0] {
         let format = act_format(dtype).unwrap();
         let (nb, rows) = (12, GROUP);
         let cols = nb * 32;

@@ -10,6 +10,7 @@ pub static AVX2: KernelSet = KernelSet {
     q4k: kquant_avx2::q4k,
     q5k: kquant_avx2::q5k,
     q6k: kquant_avx2::q6k,
+    packed_q4_0: p::q4_0_avx2,
     packed_q4_1: p::q4_1_avx2,
     packed_q8_0: p::q8_0_avx2,
 };
@@ -22,6 +23,7 @@ pub static AVX2_AVXVNNI: KernelSet = KernelSet {
     q4k: kquant_avx2::q4k,
     q5k: kquant_avx2::q5k,
     q6k: kquant_avx2::q6k,
+    packed_q4_0: p::q4_0_avxvnni,
     packed_q4_1: p::q4_1_avxvnni,
     packed_q8_0: p::q8_0_avxvnni,
 };
@@ -34,6 +36,7 @@ pub static AVX2_VNNI512: KernelSet = KernelSet {
     q4k: kquant_avx2::q4k,
     q5k: kquant_avx2::q5k,
     q6k: kquant_avx2::q6k,
+    packed_q4_0: p::q4_0_vnni256,
     packed_q4_1: p::q4_1_vnni256,
     packed_q8_0: p::q8_0_vnni256,
 };
@@ -41,6 +44,7 @@ pub static AVX2_VNNI512: KernelSet = KernelSet {
 /// 512-bit interleaved kernels; GGUF-row kernels as `avx2-vnni512`.
 pub static AVX512: KernelSet = KernelSet {
     name: "avx512-vnni",
+    packed_q4_0: p::q4_0_avx512,
     packed_q4_1: p::q4_1_avx512,
     packed_q8_0: p::q8_0_avx512,
     ..AVX2_VNNI512
