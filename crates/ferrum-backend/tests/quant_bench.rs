@@ -108,6 +108,14 @@ fn quant_matmul_throughput() {
             reps: 2000,
         },
         Case {
+            name: "Q4_1 192x576 matvec (k/v)",
+            dtype: DType::Q4_1,
+            rows: 192,
+            cols: 576,
+            n: 1,
+            reps: 5000,
+        },
+        Case {
             name: "Q8_0 49152x576 matvec (lm head)",
             dtype: DType::Q8_0,
             rows: 49152,
@@ -175,6 +183,80 @@ fn quant_matmul_throughput() {
     pool.install(|| {
         for case in &cases {
             run(case);
+        }
+    });
+}
+
+/// All linear layers of SmolLM2-135M (30 layers, Q4_1, random weights of the real shapes,
+/// prepared) plus its Q8_0 LM head: the matmul share of one decode step and of a 128-token
+/// prefill, as tokens/s if nothing else took time.
+#[test]
+#[ignore = "benchmark: run with --ignored --nocapture"]
+fn smollm2_matmul_share() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let mut rng = Rng(2);
+    let shapes = [
+        (576, 576),
+        (192, 576),
+        (192, 576),
+        (576, 576),
+        (1536, 576),
+        (1536, 576),
+        (576, 1536),
+    ];
+    let layers: Vec<Vec<PreparedMatrix>> = (0..30)
+        .map(|_| {
+            shapes
+                .iter()
+                .map(|&(rows, cols)| {
+                    let data = random_blocks(DType::Q4_1, rows * cols / 32, &mut rng);
+                    let w = QuantMatrix {
+                        dtype: DType::Q4_1,
+                        rows,
+                        cols,
+                        data: &data,
+                    };
+                    PreparedMatrix::new(&w).unwrap()
+                })
+                .collect()
+        })
+        .collect();
+    let head_data = random_blocks(DType::Q8_0, 49152 * 576 / 32, &mut rng);
+    let head = PreparedMatrix::new(&QuantMatrix {
+        dtype: DType::Q8_0,
+        rows: 49152,
+        cols: 576,
+        data: &head_data,
+    })
+    .unwrap();
+    println!("kernels: {}, threads: 2", kernel_variant());
+    pool.install(|| {
+        for n in [1usize, 128] {
+            let x = random_acts(n * 1536, &mut rng);
+            let mut out = vec![0.0f32; n * 1536];
+            let layers_t = time(if n == 1 { 50 } else { 5 }, || {
+                for layer in &layers {
+                    for w in layer {
+                        let xs = &x[..n * w.cols()];
+                        quant_matmul_prepared(xs, n, w, &mut out[..n * w.rows()]).unwrap();
+                    }
+                }
+            });
+            let mut logits = vec![0.0f32; 49152];
+            let head_t = time(if n == 1 { 50 } else { 5 }, || {
+                quant_matmul_prepared(&x[..576], 1, &head, &mut logits).unwrap();
+            });
+            let total = layers_t + head_t;
+            println!(
+                "{n:>3} tokens: layers {:>8.2} ms + lm head (1 row) {:>6.2} ms = {:>8.2} ms -> {:>8.1} tok/s",
+                layers_t.as_secs_f64() * 1e3,
+                head_t.as_secs_f64() * 1e3,
+                total.as_secs_f64() * 1e3,
+                n as f64 / total.as_secs_f64()
+            );
         }
     });
 }

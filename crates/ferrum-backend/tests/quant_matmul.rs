@@ -44,7 +44,7 @@ fn check(w: &QuantMatrix<'_>, x: &[f32], n: usize, got: &[f32]) {
             .chunks(bs)
             .flat_map(|b| {
                 let amax = b.iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64;
-                std::iter::repeat(0.6 * amax / 127.0).take(bs)
+                std::iter::repeat_n(0.6 * amax / 127.0, bs)
             })
             .collect();
         for o in 0..w.rows {

@@ -5,10 +5,11 @@
 //! - Each activation row is quantized once per call, into a thread-local buffer that keeps its
 //!   allocation across calls (a fresh one only when the calling thread is already inside a
 //!   matmul, e.g. nested in a rayon task).
-//! - Work is split over output features only (so every task writes disjoint columns of `out`),
-//!   in chunks sized so that a chunk of weight rows stays in cache while every tile of up to
-//!   [`MAX_TILE`] activation rows passes over it: each weight block fetched from memory serves
-//!   all activation rows, which is what makes prefill compute-bound rather than memory-bound.
+//! - Work is split over output features only (GGUF rows, or interleaved groups of 16), so
+//!   every task writes disjoint columns of `out`, in chunks sized so that a chunk of weight
+//!   rows stays in cache while every tile of up to [`MAX_TILE`] activation rows passes over
+//!   it: each weight block fetched from memory serves all activation rows, which is what makes
+//!   prefill compute-bound rather than memory-bound.
 //! - The result for a given (weight row, activation row) pair does not depend on the batch it
 //!   was computed in: batched == single, bit for bit.
 

@@ -2,15 +2,21 @@
 //! matrix multiplication that every linear layer of a GGUF model goes through.
 //!
 //! Invariants:
-//! - Weights stay in their stored block layout (borrowed, never repacked or copied).
-//! - Activations are quantized to 8 bits exactly as llama.cpp's x86 backend does, and the dot
-//!   products accumulate in its order, so our logits match its to rounding (see `kernels`).
-//! - SIMD is chosen at run time (AVX2, AVX2 + VNNI); a scalar path always exists and is the
-//!   reference every vector kernel is tested against.
+//! - A [`QuantMatrix`] borrows GGUF rows as stored; a [`PreparedMatrix`] owns a copy whose
+//!   bytes are only moved (Q4_0/Q4_1/Q8_0 into 16-row groups), so it decodes to the same values.
+//! - Activations are quantized to 8 bits exactly as llama.cpp's x86 backend does, and every
+//!   block's dot product is an exact integer before f32 scaling, so results match llama.cpp's
+//!   to rounding (see `kernels` for the accumulation orders).
+//! - SIMD is chosen once at run time (AVX2, AVX2 + VNNI, AVX-512 VNNI); a scalar path always
+//!   exists and every vector kernel is tested to equal it bit for bit.
 //!
-//! Layout: `layout` (block formats), `dequant`/`dequant_k` (decoding), `activation` (8-bit
-//! activation quantizers), `kernels` (per-format dot products and dispatch), `matmul` (entry
-//! point, threading and tiling).
+//! Use: [`PreparedMatrix::new`] once per weight at load time, then [`quant_matmul_prepared`]
+//! (several times faster than [`quant_matmul`] on GGUF rows for Q4_0/Q4_1/Q8_0; other types
+//! keep their rows and the same kernels).
+//!
+//! Files: `layout` (block formats), `dequant`/`dequant_k` (decoding), `activation` (8-bit
+//! activation quantizers), `packed` (interleaved layout), `kernels` (dot products and
+//! dispatch), `matmul` (entry points, threading, tiling).
 
 mod activation;
 mod dequant;

@@ -1,13 +1,19 @@
-//! Dot-product kernels of one weight row against a tile of quantized activation rows, with a
-//! table per instruction set chosen once at first use.
+//! Dot-product kernels of weight rows (one GGUF row, or a group of 16 interleaved rows) against
+//! a tile of quantized activation rows, with a table per instruction set chosen once at first
+//! use: scalar (always), AVX2, AVX2 + AVX-VNNI, AVX2 + AVX512-VNNI (256-bit), AVX-512 VNNI.
 //!
 //! Invariants:
 //! - Every kernel computes, per block, the exact integer dot product of the quants, then
-//!   applies the f32 scales. The 32-element formats keep llama.cpp's x86 order: eight lanes of
+//!   applies the f32 scales. GGUF-row kernels of the 32-element formats keep llama.cpp's x86
+//!   `vec_dot` order: eight lanes of
 //!   four consecutive elements, `lane = fma(d_w · d_x, lane_sum, lane)` per block, the lanes
 //!   summed as `((l0+l4)+(l2+l6))+((l1+l5)+(l3+l7))` at the end (then `+ Σ m·s` for Q4_1). The
 //!   K formats reduce each super-block to one integer before scaling. The scalar kernels
 //!   emulate the same order, so every variant agrees with the scalar one bit for bit.
+//! - Interleaved-group kernels ([`GroupFn`], weights laid out by `packed.rs`) form one integer
+//!   per (row, block) and accumulate `acc = fma(isum, d_w·d_x, acc)` (`+ fma(m, s)` for Q4_1)
+//!   block after block, as llama.cpp's VNNI kernels for repacked weights do; again identical
+//!   across variants.
 //! - A tile is 1..=[`MAX_TILE`] activation rows: the weight block is decoded once per tile.
 //! - The table is chosen by run-time feature detection; `FERRUM_QUANT_KERNELS=<name>` (one of
 //!   [`available`]'s names) overrides it, for debugging and comparisons.
@@ -117,6 +123,7 @@ pub static SCALAR: KernelSet = KernelSet {
 
 /// Every table this CPU can run, slowest first (the scalar one always).
 pub fn available() -> Vec<&'static KernelSet> {
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
     let mut sets = vec![&SCALAR];
     #[cfg(target_arch = "x86_64")]
     sets.extend(x86_sets::detect());
