@@ -14,6 +14,14 @@ use ferrum_types::DType;
 mod quant_common;
 use quant_common::{random_acts, random_blocks, Rng};
 
+/// Threads of the benchmark pool: 2 (the target machine), or `FERRUM_BENCH_THREADS`.
+fn threads() -> usize {
+    std::env::var("FERRUM_BENCH_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(2)
+}
+
 /// Fastest of `reps` runs after a warm-up: the machine is shared, and the minimum is the run
 /// least disturbed by other processes.
 fn time(reps: usize, mut f: impl FnMut()) -> Duration {
@@ -89,7 +97,7 @@ fn quant_matmul_throughput() {
         .num_threads(2)
         .build()
         .unwrap();
-    println!("kernels: {}, threads: 2", kernel_variant());
+    println!("kernels: {}, threads: {}", kernel_variant(), threads());
     let cases = [
         Case {
             name: "Q4_1 576x1536 matvec (down)",
@@ -232,7 +240,7 @@ fn smollm2_matmul_share() {
         data: &head_data,
     })
     .unwrap();
-    println!("kernels: {}, threads: 2", kernel_variant());
+    println!("kernels: {}, threads: {}", kernel_variant(), threads());
     pool.install(|| {
         for n in [1usize, 128] {
             let x = random_acts(n * 1536, &mut rng);
