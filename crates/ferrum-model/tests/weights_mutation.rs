@@ -66,7 +66,7 @@ fn flips() -> impl Strategy<Value = Vec<(Index, u8)>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 3000, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 10_000, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn gguf_mutations(flips in flips(), cut in prop::option::of(any::<Index>())) {

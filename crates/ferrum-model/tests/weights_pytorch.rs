@@ -122,6 +122,12 @@ fn hand_built_archive_round_trips() {
         bin.tensor("w").unwrap().to_f32_dense().unwrap(),
         [3.0, 4.0, 5.0, 6.0]
     );
+    // Ranks are capped, so a memoized giant size tuple cannot be re-expanded per tensor.
+    let pkl = tensor_pickle("w", 6, 0, &[1; 65], &[1; 65]);
+    assert!(matches!(
+        parse(torch_zip(&pkl, &storage)),
+        Err(WeightError::Pickle { .. })
+    ));
 }
 
 #[test]

@@ -1,7 +1,12 @@
 //! The closed set of Python names a torch state dict pickle may use, and the data each builds.
 //!
-//! Invariant: nothing here calls into Python semantics; each allowed name is a constructor of a
-//! plain record ([`StorageRef`], [`TensorRef`], an empty dict) whose arguments are type-checked.
+//! Invariants:
+//! - Nothing here calls into Python semantics; each allowed name is a constructor of a plain
+//!   record ([`StorageRef`], [`TensorRef`], an empty dict) whose arguments are type-checked.
+//! - What one `REDUCE` allocates is bounded by a constant (ranks up to [`MAX_RANK`], shared
+//!   keys), so memoized values reused many times cannot amplify memory.
+
+use std::rc::Rc;
 
 use ferrum_types::DType;
 
@@ -55,7 +60,9 @@ const fn kind(class: &'static str, dtype: Option<DType>, elem_size: u64) -> Stor
 #[derive(Debug, Clone)]
 pub struct StorageRef {
     pub kind: StorageKind,
-    pub key: String,
+    /// Shared, because every tensor on this storage carries it: a hostile pickle that reuses
+    /// one long key many times must not multiply its length.
+    pub key: Rc<str>,
     /// Elements (of `kind`) in the storage.
     pub numel: u64,
 }
@@ -68,6 +75,9 @@ pub struct TensorRef {
     pub shape: Vec<u64>,
     pub stride: Vec<u64>,
 }
+
+/// Highest tensor rank accepted (torch itself allows 64; weights use 1 to 4).
+pub const MAX_RANK: usize = 64;
 
 /// Maps a `module.name` pair to an allowed global, or refuses it.
 pub fn resolve(module: &str, name: &str) -> Result<Global> {
@@ -146,7 +156,7 @@ pub(super) fn persistent_load(m: &Machine<'_>, pid: Id) -> Result<Value> {
     };
     Ok(Value::Storage(StorageRef {
         kind,
-        key: key.clone(),
+        key: Rc::from(key.as_str()),
         numel: uint(m, *numel, "storage size")?,
     }))
 }
@@ -168,9 +178,14 @@ fn uint(m: &Machine<'_>, id: Id, what: &str) -> Result<u64> {
     }
 }
 
+/// A tuple of non-negative ints of at most [`MAX_RANK`] entries (a size or a stride).
 fn uint_tuple(m: &Machine<'_>, id: Id, what: &str) -> Result<Vec<u64>> {
-    items(m, id, what)?
-        .iter()
-        .map(|&i| uint(m, i, what))
-        .collect()
+    let items = items(m, id, what)?;
+    if items.len() > MAX_RANK {
+        return Err(m.err(format!(
+            "{what} of rank {}, at most {MAX_RANK}",
+            items.len()
+        )));
+    }
+    items.iter().map(|&i| uint(m, i, what)).collect()
 }
