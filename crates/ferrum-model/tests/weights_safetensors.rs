@@ -93,6 +93,9 @@ fn open_weights_prefers_and_reports() {
     ] {
         assert!(msg.contains(looked), "{msg}");
     }
+    // A lone .gguf is the last resort; any of the named files wins over it.
+    std::fs::copy(fixture("tiny_v3.gguf"), dir.path().join("x.gguf")).unwrap();
+    assert_eq!(open_weights(dir.path()).unwrap().format(), "gguf");
     // A single file wins over a .bin; the index wins over both.
     std::fs::copy(fixture("tiny_p2.bin"), dir.path().join("pytorch_model.bin")).unwrap();
     assert_eq!(open_weights(dir.path()).unwrap().format(), "pytorch");

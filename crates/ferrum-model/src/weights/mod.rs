@@ -38,7 +38,8 @@ pub const CHECKPOINT_FILES: [&str; 4] = [
 ];
 
 /// Opens a checkpoint: a `.gguf` (or `.safetensors`, `.bin`, `*.index.json`) file, or a
-/// directory holding one of [`CHECKPOINT_FILES`] (the first present wins).
+/// directory holding one of [`CHECKPOINT_FILES`] (the first present wins) or else exactly one
+/// `*.gguf` file.
 pub fn open_weights(dir_or_file: &Path) -> Result<Box<dyn WeightSource>> {
     if dir_or_file.is_file() {
         return open_file(dir_or_file);
@@ -50,14 +51,27 @@ pub fn open_weights(dir_or_file: &Path) -> Result<Box<dyn WeightSource>> {
                 return open_file(&path);
             }
         }
+        // Last resort: a directory holding exactly one GGUF file (as `ferrum pull` may leave).
+        if let [gguf] = gguf_files(dir_or_file)?.as_slice() {
+            return open_file(gguf);
+        }
     }
     Err(WeightError::NotFound {
         dir: dir_or_file.to_path_buf(),
         looked_for: std::iter::once("a .gguf file")
             .chain(CHECKPOINT_FILES)
+            .chain(["a directory with a single *.gguf"])
             .map(str::to_string)
             .collect(),
     })
+}
+
+fn gguf_files(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| WeightError::io(dir, e))?;
+    Ok(entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "gguf"))
+        .collect())
 }
 
 fn open_file(path: &Path) -> Result<Box<dyn WeightSource>> {
