@@ -263,14 +263,14 @@ impl ModelConfig {
                 return Err(bad(field, v, "must be positive"));
             }
         }
-        if self.num_heads % self.num_kv_heads != 0 {
+        if !self.num_heads.is_multiple_of(self.num_kv_heads) {
             return Err(bad(
                 "num_key_value_heads",
                 self.num_kv_heads,
                 &format!("must divide num_attention_heads = {}", self.num_heads),
             ));
         }
-        if self.head_dim % 2 != 0 {
+        if !self.head_dim.is_multiple_of(2) {
             return Err(bad(
                 "head_dim",
                 self.head_dim,

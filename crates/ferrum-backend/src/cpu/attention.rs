@@ -154,7 +154,7 @@ pub fn paged_attention(
     if layer >= s.num_layers
         || p.head_dim != s.head_dim
         || p.num_kv_heads != s.num_kv_heads
-        || p.num_heads % p.num_kv_heads != 0
+        || !p.num_heads.is_multiple_of(p.num_kv_heads)
     {
         return Err(BackendError::Shape {
             what: "attention".into(),

@@ -2,7 +2,7 @@
 
 use rayon::prelude::*;
 
-use super::{quant, CpuWeight};
+use super::CpuWeight;
 use crate::{BackendError, Result};
 
 pub fn embedding(table: &CpuWeight, ids: &[u32], cols: usize, out: &mut [f32]) -> Result<()> {
@@ -27,16 +27,10 @@ pub fn embedding(table: &CpuWeight, ids: &[u32], cols: usize, out: &mut [f32]) -
             }
             Ok(())
         }
-        CpuWeight::Quantized { dtype, data, .. } => {
-            let row_bytes = dtype.size_in_bytes(cols)?;
-            out.par_chunks_mut(cols)
-                .zip(ids.par_iter())
-                .try_for_each(|(o, &id)| {
-                    let r = id as usize;
-                    quant::dequantize_row(*dtype, &data[r * row_bytes..(r + 1) * row_bytes], o)
-                        .map_err(|e| BackendError::Batch(format!("embedding: {e}")))
-                })
-        }
+        CpuWeight::Quantized(m) => out
+            .par_chunks_mut(cols)
+            .zip(ids.par_iter())
+            .try_for_each(|(o, &id)| m.dequantize_row(id as usize, o)),
     }
 }
 

@@ -105,16 +105,7 @@ pub fn linear(
                 dense_gemm(x, rows, data, n, k, out, threads);
             }
         }
-        CpuWeight::Quantized { dtype, data, .. } => {
-            let m = quant::QuantMatrix {
-                dtype: *dtype,
-                rows: n,
-                cols: k,
-                data,
-            };
-            quant::quant_matmul(x, rows, &m, out)
-                .map_err(|e| BackendError::Batch(format!("quantized matmul: {e}")))?;
-        }
+        CpuWeight::Quantized(m) => quant::quant_matmul_prepared(x, rows, m, out)?,
     }
     if let Some(b) = bias {
         for row in out.chunks_mut(n) {

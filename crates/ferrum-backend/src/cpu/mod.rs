@@ -13,8 +13,6 @@ mod norm;
 pub mod quant;
 mod rope;
 
-use ferrum_types::DType;
-
 use crate::{
     AttentionBatch, AttentionParams, Backend, BackendError, HostTensor, KvCacheSpec, Result,
     RopeStyle,
@@ -32,25 +30,22 @@ pub enum CpuWeight {
         rows: usize,
         cols: usize,
     },
-    /// GGUF block-quantized rows, kept as stored.
-    Quantized {
-        dtype: DType,
-        data: Vec<u8>,
-        rows: usize,
-        cols: usize,
-    },
+    /// GGUF block-quantized rows, regrouped once for the matmul kernels.
+    Quantized(quant::PreparedMatrix),
 }
 
 impl CpuWeight {
     pub fn rows(&self) -> usize {
         match self {
-            CpuWeight::Dense { rows, .. } | CpuWeight::Quantized { rows, .. } => *rows,
+            CpuWeight::Dense { rows, .. } => *rows,
+            CpuWeight::Quantized(m) => m.rows(),
         }
     }
 
     pub fn cols(&self) -> usize {
         match self {
-            CpuWeight::Dense { cols, .. } | CpuWeight::Quantized { cols, .. } => *cols,
+            CpuWeight::Dense { cols, .. } => *cols,
+            CpuWeight::Quantized(m) => m.cols(),
         }
     }
 
@@ -58,9 +53,9 @@ impl CpuWeight {
     fn as_vector(&self, what: &'static str) -> Result<&[f32]> {
         match self {
             CpuWeight::Dense { data, .. } => Ok(data),
-            CpuWeight::Quantized { dtype, .. } => Err(BackendError::UnsupportedDType {
+            CpuWeight::Quantized(m) => Err(BackendError::UnsupportedDType {
                 op: what,
-                dtype: *dtype,
+                dtype: m.dtype(),
             }),
         }
     }
@@ -191,12 +186,13 @@ impl Backend for CpuBackend {
         tensor.validate()?;
         let (rows, cols) = tensor.matrix_dims();
         if tensor.dtype.is_quantized() {
-            Ok(CpuWeight::Quantized {
+            let m = quant::QuantMatrix {
                 dtype: tensor.dtype,
-                data: tensor.data.to_vec(),
                 rows,
                 cols,
-            })
+                data: &tensor.data,
+            };
+            Ok(CpuWeight::Quantized(quant::PreparedMatrix::new(&m)?))
         } else {
             Ok(CpuWeight::Dense {
                 data: tensor.to_f32_dense()?,

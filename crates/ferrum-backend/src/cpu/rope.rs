@@ -43,7 +43,7 @@ impl CpuRope {
         head_dim: usize,
         positions: &[u32],
     ) -> Result<()> {
-        if head_dim == 0 || cols % head_dim != 0 || 2 * self.half > head_dim {
+        if head_dim == 0 || !cols.is_multiple_of(head_dim) || 2 * self.half > head_dim {
             return Err(BackendError::Shape {
                 what: "rotary".into(),
                 expected: format!("head_dim ≥ {} dividing {cols}", 2 * self.half),
