@@ -1,0 +1,1 @@
+//! Scheduler (in progress).
