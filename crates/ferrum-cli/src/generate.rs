@@ -150,7 +150,8 @@ pub fn run(args: GenerateArgs) -> Result<std::process::ExitCode> {
         }])?;
     }
     let decode = t1.elapsed();
-    writeln!(stdout)?;
+    let rest = decoder.finish(&bundle.tokenizer)?;
+    writeln!(stdout, "{rest}")?;
     let decode_steps = out_ids.len().saturating_sub(1).max(1);
     eprintln!(
         "prompt: {} tokens in {:.3}s ({:.1} tokens/s); generation: {} tokens in {:.3}s ({:.1} tokens/s)",

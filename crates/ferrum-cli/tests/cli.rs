@@ -1,0 +1,194 @@
+//! The `ferrum` binary as an operator runs it: `validate` on good and broken model folders,
+//! `generate` on the default model and on a random-weight model.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn ferrum(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ferrum"))
+        .args(args)
+        .output()
+        .expect("run ferrum")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn default_model() -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(p.is_file(), "run scripts/fetch-default-model first");
+    p
+}
+
+fn tiny_model(preset: &str, dir: &Path) {
+    let spec = ferrum_testkit::preset(preset).expect("preset");
+    ferrum_testkit::write_test_model(dir, &spec).expect("write model");
+}
+
+#[test]
+fn validate_accepts_the_default_model() {
+    let o = ferrum(&["validate", default_model().to_str().unwrap()]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    for want in [
+        "LlamaForCausalLM",
+        "vocab size:          49152",
+        "layers:              30",
+        "hidden size:         576",
+        "9 query, 3 key/value",
+        "context length:      8192",
+        "round-trip:          OK",
+        "chat template:       OK",
+        "result: OK",
+    ] {
+        assert!(t.contains(want), "missing {want:?} in:\n{t}");
+    }
+}
+
+#[test]
+fn validate_reports_json() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_model("tiny_qwen3", dir.path());
+    let o = ferrum(&["validate", "--json", dir.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .expect("json line");
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["architecture"], "Qwen3ForCausalLM");
+    assert_eq!(v["head_dim"], 32);
+    assert_eq!(v["servable"], true);
+    assert_eq!(v["round_trip"], true);
+}
+
+#[test]
+fn validate_names_missing_weights_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_model("tiny_llama", dir.path());
+    std::fs::remove_file(dir.path().join("model.safetensors")).unwrap();
+    let o = ferrum(&["validate", dir.path().to_str().unwrap()]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("MISSING") && t.contains("weights"), "{t}");
+}
+
+#[test]
+fn validate_names_a_missing_config_field() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_model("tiny_qwen2", dir.path());
+    let cfg_path = dir.path().join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    cfg.as_object_mut().unwrap().remove("num_hidden_layers");
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let o = ferrum(&["validate", dir.path().to_str().unwrap()]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("num_hidden_layers"), "{t}");
+}
+
+#[test]
+fn validate_refuses_an_unsupported_architecture() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_model("tiny_llama", dir.path());
+    let cfg_path = dir.path().join("config.json");
+    let cfg = std::fs::read_to_string(&cfg_path)
+        .unwrap()
+        .replace("LlamaForCausalLM", "GPTNeoXForCausalLM");
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let o = ferrum(&["validate", dir.path().to_str().unwrap()]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("architectures") && t.contains("GPTNeoXForCausalLM"),
+        "{t}"
+    );
+}
+
+#[test]
+fn validate_fails_on_a_missing_path() {
+    let o = ferrum(&["validate", "/nonexistent/model"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("does not exist"));
+}
+
+#[test]
+fn generate_chat_on_the_default_model() {
+    let model = default_model();
+    let o = ferrum(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--chat",
+        "What is the capital of France?",
+        "--temperature",
+        "0",
+        "--max-tokens",
+        "5",
+        "--threads",
+        "2",
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    // llama.cpp's first five greedy tokens for this prompt spell "L'Étoile".
+    assert!(
+        String::from_utf8_lossy(&o.stdout).starts_with("L'Étoile"),
+        "{t}"
+    );
+    assert!(t.contains("tokens/s"), "{t}");
+}
+
+#[test]
+fn generate_is_reproducible_with_a_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_model("tiny_qwen3", dir.path());
+    let run = || {
+        let o = ferrum(&[
+            "generate",
+            "--model",
+            dir.path().to_str().unwrap(),
+            "--prompt",
+            "hello world",
+            "--max-tokens",
+            "12",
+            "--temperature",
+            "0.9",
+            "--seed",
+            "7",
+            "--print-token-ids",
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        String::from_utf8_lossy(&o.stderr)
+            .lines()
+            .find(|l| l.contains("output_token_ids"))
+            .expect("token ids")
+            .to_string()
+    };
+    assert_eq!(run(), run());
+}
+
+#[test]
+fn generate_rejects_a_prompt_longer_than_the_context() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_model("tiny_llama", dir.path());
+    let o = ferrum(&[
+        "generate",
+        "--model",
+        dir.path().to_str().unwrap(),
+        "--prompt",
+        "hi",
+        "--max-tokens",
+        "100000000",
+    ]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("exceeds the model's context"), "{t}");
+}
