@@ -4,11 +4,14 @@
 //! it, and it never decides which requests run (the scheduler does).
 
 mod error;
+mod executor;
+mod input_batch;
 mod rng;
 mod runner;
 mod sampler;
 
 pub use error::ExecutorError;
+pub use executor::Executor;
 pub use rng::Rng;
 pub use runner::{ModelRunner, SeqInput};
 pub use sampler::{sample, Logprobs, SampledToken, SequenceView};

@@ -4,9 +4,11 @@
 //! data that can cross thread and crate boundaries.
 
 mod dtype;
+mod engine;
 mod sampling;
 
 pub use dtype::{DType, DTypeError};
+pub use engine::{EngineOutput, EngineRequest, EngineStats, TokenLogprobs};
 pub use sampling::{FinishReason, SamplingParams};
 
 /// A token id in the model's vocabulary.

@@ -1,0 +1,57 @@
+//! Engine limits and the facts about the started engine that the server logs and reports.
+
+pub use ferrum_scheduler::SchedulingPolicy;
+
+/// Limits of one engine (vLLM's flag names in the comments).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineConfig {
+    /// `--max-num-seqs`
+    pub max_num_seqs: usize,
+    /// `--max-num-batched-tokens`
+    pub max_num_batched_tokens: usize,
+    /// `--max-model-len`; 0 means the model's context length.
+    pub max_model_len: usize,
+    /// `--block-size`
+    pub block_size: usize,
+    /// `--enable-prefix-caching` / `--no-enable-prefix-caching`
+    pub enable_prefix_caching: bool,
+    pub enable_chunked_prefill: bool,
+    /// `--scheduling-policy`
+    pub scheduling_policy: SchedulingPolicy,
+    /// `--kv-cache-memory-bytes`; `None` uses the CPU default.
+    pub kv_cache_memory_bytes: Option<u64>,
+    /// CPU threads; 0 uses every core.
+    pub threads: usize,
+    /// `--seed`: makes requests without their own seed reproducible.
+    pub seed: Option<u64>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            max_num_seqs: 256,
+            max_num_batched_tokens: 2048,
+            max_model_len: 0,
+            block_size: 16,
+            enable_prefix_caching: true,
+            enable_chunked_prefill: true,
+            scheduling_policy: SchedulingPolicy::Fcfs,
+            kv_cache_memory_bytes: None,
+            threads: 0,
+            seed: None,
+        }
+    }
+}
+
+/// What the started engine looks like.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineInfo {
+    pub device: String,
+    pub max_model_len: usize,
+    pub num_blocks: usize,
+    pub block_size: usize,
+    pub kv_cache_bytes: u64,
+    /// Requests of `max_model_len` tokens that fit in the KV cache at once.
+    pub max_concurrency: f64,
+    pub vocab_size: usize,
+}

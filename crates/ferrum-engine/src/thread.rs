@@ -1,0 +1,319 @@
+//! Start-up (model load, KV sizing) and the engine thread's loop.
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ferrum_backend::cpu::CpuBackend;
+use ferrum_backend::{Backend, KvCacheSpec};
+use ferrum_executor::{Executor, ModelRunner};
+use ferrum_model::{DecoderModel, ModelBundle};
+use ferrum_scheduler::{EngineCoreOutput, ExtraKeys, Request, Scheduler, SchedulerConfig};
+use ferrum_types::{EngineOutput, EngineRequest, EngineStats, FinishReason, TokenLogprobs};
+use tokio::sync::{mpsc as tmpsc, watch};
+
+use crate::handle::Command;
+use crate::sizing::plan_cpu_kv_cache;
+use crate::{EngineConfig, EngineCore, EngineError, EngineHandle, EngineInfo};
+
+/// Loads the model on the CPU backend, sizes the KV cache and starts the engine thread.
+pub fn start_engine(
+    bundle: ModelBundle,
+    config: EngineConfig,
+) -> Result<(EngineHandle, EngineInfo), EngineError> {
+    let cfg = bundle.config.clone();
+    let max_model_len = match config.max_model_len {
+        0 => cfg.max_position_embeddings,
+        n if n > cfg.max_position_embeddings => {
+            return Err(EngineError::Startup(format!(
+                "--max-model-len {n} is larger than the model's context length {} \
+                 (max_position_embeddings): lower --max-model-len",
+                cfg.max_position_embeddings
+            )))
+        }
+        n => n,
+    };
+    let plan = plan_cpu_kv_cache(
+        cfg.kv_bytes_per_token(4),
+        config.block_size,
+        max_model_len,
+        config.kv_cache_memory_bytes,
+    )?;
+    let sched_cfg = SchedulerConfig {
+        max_num_seqs: config.max_num_seqs,
+        max_num_batched_tokens: config.max_num_batched_tokens,
+        max_model_len,
+        block_size: config.block_size,
+        num_gpu_blocks: plan.num_blocks,
+        enable_prefix_caching: config.enable_prefix_caching,
+        enable_chunked_prefill: config.enable_chunked_prefill,
+        policy: config.scheduling_policy,
+        long_prefill_token_threshold: None,
+    };
+    let scheduler = Scheduler::new(sched_cfg).map_err(|e| EngineError::Startup(e.to_string()))?;
+    let startup = |e: &dyn std::fmt::Display| EngineError::Startup(e.to_string());
+    let backend = CpuBackend::new(config.threads).map_err(|e| startup(&e))?;
+    let model = DecoderModel::load(&backend, cfg.clone(), bundle.weights.as_ref())
+        .map_err(|e| startup(&e))?;
+    let spec = KvCacheSpec {
+        num_layers: cfg.num_layers,
+        num_kv_heads: cfg.num_kv_heads,
+        head_dim: cfg.head_dim,
+        block_size: config.block_size,
+        num_blocks: plan.num_blocks,
+    };
+    let info = EngineInfo {
+        device: backend.name(),
+        max_model_len,
+        num_blocks: plan.num_blocks - 1,
+        block_size: config.block_size,
+        kv_cache_bytes: plan.bytes,
+        max_concurrency: plan.max_concurrency,
+        vocab_size: cfg.vocab_size,
+    };
+    let runner = ModelRunner::new(
+        backend,
+        model,
+        spec,
+        config.max_num_batched_tokens,
+        config.max_num_seqs,
+    )
+    .map_err(|e| startup(&e))?;
+    let eos = bundle.eos_token_ids();
+    let executor = Executor::new(runner, eos.clone(), config.seed);
+    let core = EngineCore::new(scheduler, executor);
+    tracing::info!(
+        device = %info.device,
+        num_blocks = info.num_blocks,
+        block_size = info.block_size,
+        kv_cache_bytes = info.kv_cache_bytes,
+        max_model_len,
+        max_concurrency = format!("{:.2}", info.max_concurrency),
+        "KV cache planned"
+    );
+
+    let (cmd_tx, cmd_rx) = mpsc::channel();
+    let stats0 = EngineStats {
+        num_gpu_blocks: info.num_blocks,
+        block_size: info.block_size,
+        ..EngineStats::default()
+    };
+    let (stats_tx, stats_rx) = watch::channel(stats0);
+    let (dead_tx, dead_rx) = watch::channel(None);
+    std::thread::Builder::new()
+        .name("ferrum-engine".into())
+        .spawn(move || {
+            let mut lp = EngineLoop {
+                core,
+                clients: HashMap::new(),
+                eos,
+                stats: stats_tx,
+                prompt_tokens_total: 0,
+                generation_tokens_total: 0,
+            };
+            let reason = lp.run(cmd_rx);
+            if let Some(r) = &reason {
+                tracing::error!(reason = %r, "engine stopped");
+            }
+            let _ = dead_tx.send(Some(reason.unwrap_or_else(|| "engine shut down".into())));
+        })
+        .map_err(|e| startup(&e))?;
+    Ok((
+        EngineHandle {
+            commands: cmd_tx,
+            stats: stats_rx,
+            dead: dead_rx,
+        },
+        info,
+    ))
+}
+
+struct Client {
+    tx: tmpsc::UnboundedSender<EngineOutput>,
+    num_prompt_tokens: usize,
+    started: bool,
+}
+
+struct EngineLoop<B: Backend> {
+    core: EngineCore<B>,
+    clients: HashMap<String, Client>,
+    eos: Vec<u32>,
+    stats: watch::Sender<EngineStats>,
+    prompt_tokens_total: u64,
+    generation_tokens_total: u64,
+}
+
+fn final_output(id: &str, reason: FinishReason, error: Option<String>) -> EngineOutput {
+    EngineOutput {
+        request_id: id.to_string(),
+        new_token_ids: Vec::new(),
+        new_logprobs: Vec::new(),
+        finish_reason: Some(reason),
+        stop_token_id: None,
+        num_prompt_tokens: 0,
+        num_cached_tokens: 0,
+        error,
+    }
+}
+
+impl<B: Backend> EngineLoop<B> {
+    /// Runs until shutdown (returns `None`) or a failure (returns the reason).
+    fn run(&mut self, rx: mpsc::Receiver<Command>) -> Option<String> {
+        loop {
+            // Block only when idle: a busy engine takes whatever commands arrived and steps on.
+            let first = if self.core.has_unfinished_requests() {
+                rx.try_recv().ok()
+            } else {
+                match rx.recv() {
+                    Ok(c) => Some(c),
+                    Err(_) => return None,
+                }
+            };
+            for cmd in first
+                .into_iter()
+                .chain(std::iter::from_fn(|| rx.try_recv().ok()))
+            {
+                if !self.handle(cmd) {
+                    self.fail_all(FinishReason::Abort, None);
+                    self.publish();
+                    return None;
+                }
+            }
+            if self.core.has_unfinished_requests() {
+                match catch_unwind(AssertUnwindSafe(|| self.core.step())) {
+                    Ok(Ok(outputs)) => self.dispatch(outputs),
+                    Ok(Err(e)) => return Some(self.die(e.to_string())),
+                    Err(_) => return Some(self.die("the engine step panicked".into())),
+                }
+            }
+            self.publish();
+        }
+    }
+
+    /// Applies one command; `false` means shut down.
+    fn handle(&mut self, cmd: Command) -> bool {
+        match cmd {
+            Command::Add(req, tx) => self.add(*req, tx),
+            Command::Abort(id) => {
+                self.core.abort(&id);
+                self.clients.remove(&id);
+            }
+            Command::Shutdown => return false,
+        }
+        true
+    }
+
+    fn add(&mut self, req: EngineRequest, tx: tmpsc::UnboundedSender<EngineOutput>) {
+        let id = req.request_id.clone();
+        if self.clients.contains_key(&id) {
+            let _ = tx.send(final_output(
+                &id,
+                FinishReason::Error,
+                Some(format!("request id {id:?} is already in use")),
+            ));
+            return;
+        }
+        let arrival = now_secs() - req.arrival_time.elapsed().as_secs_f64();
+        let num_prompt_tokens = req.prompt_token_ids.len();
+        let request = Request::new(id.clone(), req.prompt_token_ids, req.sampling)
+            .with_eos_token_ids(self.eos.clone())
+            .with_priority(req.priority)
+            .with_arrival_time(arrival)
+            .with_extra_keys(ExtraKeys {
+                cache_salt: req.cache_salt,
+                adapter_id: None,
+            });
+        match self.core.add_request(request) {
+            Ok(()) => {
+                self.clients.insert(
+                    id,
+                    Client {
+                        tx,
+                        num_prompt_tokens,
+                        started: false,
+                    },
+                );
+            }
+            Err(e) => {
+                let _ = tx.send(final_output(&id, FinishReason::Error, Some(e.to_string())));
+            }
+        }
+    }
+
+    fn dispatch(&mut self, outputs: Vec<EngineCoreOutput>) {
+        for o in outputs {
+            let id: &str = &o.request_id;
+            let Some(client) = self.clients.get_mut(id) else {
+                continue;
+            };
+            if !client.started {
+                client.started = true;
+                self.prompt_tokens_total += client.num_prompt_tokens as u64;
+            }
+            self.generation_tokens_total += o.new_token_ids.len() as u64;
+            let out = EngineOutput {
+                request_id: id.to_string(),
+                new_logprobs: o
+                    .new_logprobs
+                    .iter()
+                    .map(|l| TokenLogprobs {
+                        token_id: l.sampled.token_id,
+                        logprob: l.sampled.logprob,
+                        top: l.top.iter().map(|t| (t.token_id, t.logprob)).collect(),
+                    })
+                    .collect(),
+                new_token_ids: o.new_token_ids,
+                finish_reason: o.finish_reason,
+                stop_token_id: o.stop_reason,
+                num_prompt_tokens: client.num_prompt_tokens,
+                num_cached_tokens: o.num_cached_tokens,
+                error: None,
+            };
+            let done = out.finish_reason.is_some();
+            if client.tx.send(out).is_err() {
+                // The client went away between steps: free its blocks now.
+                self.core.abort(id);
+                self.clients.remove(id);
+            } else if done {
+                self.clients.remove(id);
+            }
+        }
+    }
+
+    fn fail_all(&mut self, reason: FinishReason, error: Option<String>) {
+        let ids: Vec<String> = self.clients.keys().cloned().collect();
+        for id in ids {
+            if let Some(c) = self.clients.remove(&id) {
+                let _ = c.tx.send(final_output(&id, reason, error.clone()));
+            }
+            self.core.abort(&id);
+        }
+    }
+
+    fn die(&mut self, reason: String) -> String {
+        self.fail_all(FinishReason::Error, Some(reason.clone()));
+        self.publish();
+        reason
+    }
+
+    fn publish(&self) {
+        let s = self.core.scheduler().stats();
+        self.stats.send_modify(|st| {
+            st.num_running = s.num_running;
+            st.num_waiting = s.num_waiting;
+            st.kv_cache_usage = s.kv_cache_usage;
+            st.num_preemptions_total = s.num_preemptions_total;
+            st.prefix_cache_queries_total = s.prefix_cache_queries;
+            st.prefix_cache_hits_total = s.prefix_cache_hits;
+            st.prompt_tokens_total = self.prompt_tokens_total;
+            st.generation_tokens_total = self.generation_tokens_total;
+        });
+    }
+}
+
+fn now_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}

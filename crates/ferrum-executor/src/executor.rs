@@ -1,0 +1,146 @@
+//! One engine step on the device: apply the scheduler's diffs, run the forward pass over every
+//! scheduled request's tokens, and sample for the requests whose scheduled tokens reach the end
+//! of what they know (a prompt chunk that completes the prompt, or a decode step).
+
+use ferrum_backend::Backend;
+use ferrum_scheduler::{Logprob, ModelRunnerOutput, RequestId, SchedulerOutput, TokenLogprobs};
+
+use crate::error::{ExecutorError, Result};
+use crate::input_batch::InputBatch;
+use crate::runner::{ModelRunner, SeqInput};
+use crate::sampler::{sample, SequenceView};
+use crate::Rng;
+
+pub struct Executor<B: Backend> {
+    runner: ModelRunner<B>,
+    batch: InputBatch,
+    eos_token_ids: Vec<u32>,
+    vocab_size: usize,
+}
+
+/// One scheduled request's slice of the step.
+struct Planned {
+    id: RequestId,
+    start: usize,
+    len: usize,
+    samples: bool,
+}
+
+impl<B: Backend> Executor<B> {
+    /// `seed` makes unseeded requests reproducible across runs (`--seed`).
+    pub fn new(runner: ModelRunner<B>, eos_token_ids: Vec<u32>, seed: Option<u64>) -> Self {
+        let vocab_size = runner.model().config().vocab_size;
+        Self {
+            runner,
+            batch: InputBatch {
+                engine_rng: seed.map(Rng::new),
+                ..InputBatch::default()
+            },
+            eos_token_ids,
+            vocab_size,
+        }
+    }
+
+    pub fn runner(&self) -> &ModelRunner<B> {
+        &self.runner
+    }
+
+    /// Runs one scheduled step and samples where a request completed its known tokens.
+    pub fn execute(&mut self, so: &SchedulerOutput) -> Result<ModelRunnerOutput> {
+        self.batch.update(so)?;
+        let order = so
+            .scheduled_new_reqs
+            .iter()
+            .map(|r| &r.req_id)
+            .chain(&so.scheduled_cached_reqs.req_ids);
+        let mut plan = Vec::new();
+        for id in order {
+            let Some(&n) = so.num_scheduled_tokens.get(id) else {
+                continue;
+            };
+            let st = self.batch.requests.get(id).ok_or_else(|| {
+                ExecutorError::InvalidStep(format!("request {id} scheduled but unknown"))
+            })?;
+            let end = st.num_computed_tokens + n;
+            if end > st.token_ids.len() {
+                return Err(ExecutorError::InvalidStep(format!(
+                    "request {id}: {n} tokens scheduled from {} but only {} known",
+                    st.num_computed_tokens,
+                    st.token_ids.len()
+                )));
+            }
+            plan.push(Planned {
+                id: id.clone(),
+                start: st.num_computed_tokens,
+                len: n,
+                samples: end == st.token_ids.len(),
+            });
+        }
+        let mut out = ModelRunnerOutput::default();
+        if plan.is_empty() {
+            return Ok(out);
+        }
+        let inputs: Vec<SeqInput<'_>> = plan
+            .iter()
+            .map(|p| {
+                let st = &self.batch.requests[&p.id];
+                SeqInput {
+                    tokens: &st.token_ids[p.start..p.start + p.len],
+                    num_computed_tokens: p.start,
+                    block_table: &st.block_table,
+                    want_logits: p.samples,
+                }
+            })
+            .collect();
+        let mut logits = self.runner.execute(&inputs)?;
+        drop(inputs);
+        let vocab = self.vocab_size;
+        let mut row = 0;
+        let mut any_logprobs = false;
+        let mut all_logprobs = Vec::with_capacity(plan.len());
+        for p in &plan {
+            out.req_ids.push(p.id.clone());
+            let st =
+                self.batch.requests.get_mut(&p.id).ok_or_else(|| {
+                    ExecutorError::InvalidStep(format!("request {} vanished", p.id))
+                })?;
+            st.num_computed_tokens = p.start + p.len;
+            if !p.samples {
+                out.sampled_token_ids.push(Vec::new());
+                all_logprobs.push(Vec::new());
+                continue;
+            }
+            let l = &mut logits[row * vocab..(row + 1) * vocab];
+            row += 1;
+            let view = SequenceView {
+                prompt: &st.token_ids[..st.prompt_len],
+                output: &st.token_ids[st.prompt_len..],
+                eos_token_ids: &self.eos_token_ids,
+            };
+            let s = sample(l, &st.sampling, &view, &mut st.rng);
+            st.token_ids.push(s.token);
+            out.sampled_token_ids.push(vec![s.token]);
+            all_logprobs.push(match s.logprobs {
+                Some(lp) => {
+                    any_logprobs = true;
+                    vec![TokenLogprobs {
+                        sampled: Logprob {
+                            token_id: s.token,
+                            logprob: lp.chosen,
+                        },
+                        top: lp
+                            .top
+                            .into_iter()
+                            .map(|(token_id, logprob)| Logprob { token_id, logprob })
+                            .collect(),
+                    }]
+                }
+                None => Vec::new(),
+            });
+        }
+        if any_logprobs {
+            out.logprobs = Some(all_logprobs);
+        }
+        Ok(out)
+    }
+}
