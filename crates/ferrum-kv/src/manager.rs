@@ -11,7 +11,7 @@
 //! Invariants: a request's block table only grows until it is freed; every block id in any table
 //! is held (ref count = number of tables holding it); nothing changes when allocation fails.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use crate::hash::{BlockHash, BlockHasher, ExtraDigest};
 use crate::pool::BlockPool;
@@ -80,8 +80,8 @@ impl KvCacheManager {
             enable_prefix_caching: config.enable_prefix_caching,
             pool,
             hasher,
-            requests: HashMap::new(),
-            in_flight: HashMap::new(),
+            requests: HashMap::default(),
+            in_flight: HashMap::default(),
             stats: PrefixCacheStats::default(),
         })
     }
@@ -112,65 +112,22 @@ impl KvCacheManager {
         num_tokens: usize,
         computed: Option<&ComputedBlocks>,
     ) -> Option<NewBlocks> {
-        let held = self
-            .requests
-            .get(request_id)
-            .map_or(0, |s| s.block_ids.len());
-        let computed_ids: &[BlockId] = match computed {
-            Some(c) if held == 0 => &c.block_ids,
-            _ => &[],
+        let mut ctx = Allocator {
+            pool: &mut self.pool,
+            in_flight: &mut self.in_flight,
+            stats: &mut self.stats,
+            block_size: self.block_size,
         };
-        let num_new = self
-            .num_blocks_for(num_tokens)
-            .saturating_sub(held + computed_ids.len());
-        let revived = computed_ids
-            .iter()
-            .filter(|&&id| self.pool.ref_cnt(id) == 0)
-            .count();
-        if num_new + revived > self.pool.num_free_blocks() {
-            return None;
+        // One map lookup on the hot path (a running request's decode step).
+        if let Some(state) = self.requests.get_mut(request_id) {
+            return ctx.grow(state, num_tokens, computed);
         }
-        if !self.requests.contains_key(request_id) {
-            // No prefix lookup happened (prefix caching off): blocks only, nothing to register.
-            let state = RequestBlocks::new(false, ExtraDigest(0));
-            self.requests.insert(request_id.to_owned(), state);
-        }
-        let state = self.requests.get_mut(request_id)?;
-        debug_assert!(computed_ids
-            .iter()
-            .enumerate()
-            .all(|(i, &id)| self.pool.block_hash(id) == state.block_hashes.get(i).copied()));
-        self.pool.touch(computed_ids);
-        let mut appended = Vec::with_capacity(computed_ids.len() + num_new);
-        appended.extend_from_slice(computed_ids);
-        if !self.pool.allocate(num_new, &mut appended) {
-            // Unreachable (checked above); give back what was touched to stay consistent.
-            self.pool.release(computed_ids.iter().rev().copied());
-            return None;
-        }
-        state.block_ids.extend_from_slice(&appended);
-
-        if held == 0 {
-            if let Some(&last) = computed_ids.last() {
-                state.num_cached_blocks = computed_ids.len();
-                state.in_flight_upto = computed_ids.len();
-                state.last_cached = Some(self.pool.block_ref(last));
-            }
-            if let Some(query) = state.pending_query.take() {
-                self.stats.queries += query as u64;
-                self.stats.hits += (computed_ids.len() * self.block_size) as u64;
-            }
-        }
-        // Blocks that will be full after this step are "in flight" until registered.
-        let full_after = (num_tokens / self.block_size).min(state.block_hashes.len());
-        let from = state.in_flight_upto.max(state.num_cached_blocks);
-        for hash in state.block_hashes.get(from..full_after).unwrap_or(&[]) {
-            *self.in_flight.entry(*hash).or_insert(0) += 1;
-        }
-        state.in_flight_upto = from.max(full_after);
-        Some(NewBlocks {
-            block_ids: appended,
-        })
+        // No prefix lookup happened (prefix caching off): blocks only, nothing to register.
+        // The state is kept only if the allocation succeeds, so `None` changes nothing.
+        let mut state = RequestBlocks::new(false, ExtraDigest(0));
+        let new = ctx.grow(&mut state, num_tokens, computed)?;
+        self.requests.insert(request_id.to_owned(), state);
+        Some(new)
     }
 
     /// Releases the request's blocks, last block first, so its tail is evicted before its
@@ -220,6 +177,74 @@ impl KvCacheManager {
     /// Read-only view of the pool (free-queue order, ref counts), for tests and metrics.
     pub fn pool(&self) -> &BlockPool {
         &self.pool
+    }
+}
+
+/// The manager's shared state that an allocation touches, borrowed apart from the request map.
+struct Allocator<'a> {
+    pool: &'a mut BlockPool,
+    in_flight: &'a mut HashMap<BlockHash, u32>,
+    stats: &'a mut PrefixCacheStats,
+    block_size: usize,
+}
+
+impl Allocator<'_> {
+    fn grow(
+        &mut self,
+        state: &mut RequestBlocks,
+        num_tokens: usize,
+        computed: Option<&ComputedBlocks>,
+    ) -> Option<NewBlocks> {
+        let held = state.block_ids.len();
+        let computed_ids: &[BlockId] = match computed {
+            Some(c) if held == 0 => &c.block_ids,
+            _ => &[],
+        };
+        let num_new = num_tokens
+            .div_ceil(self.block_size)
+            .saturating_sub(held + computed_ids.len());
+        let revived = computed_ids
+            .iter()
+            .filter(|&&id| self.pool.ref_cnt(id) == 0)
+            .count();
+        if num_new + revived > self.pool.num_free_blocks() {
+            return None;
+        }
+        debug_assert!(computed_ids
+            .iter()
+            .enumerate()
+            .all(|(i, &id)| self.pool.block_hash(id) == state.block_hashes.get(i).copied()));
+        self.pool.touch(computed_ids);
+        let mut appended = Vec::with_capacity(computed_ids.len() + num_new);
+        appended.extend_from_slice(computed_ids);
+        if !self.pool.allocate(num_new, &mut appended) {
+            // Unreachable (checked above); give back what was touched to stay consistent.
+            self.pool.release(computed_ids.iter().rev().copied());
+            return None;
+        }
+        state.block_ids.extend_from_slice(&appended);
+
+        if held == 0 {
+            if let Some(&last) = computed_ids.last() {
+                state.num_cached_blocks = computed_ids.len();
+                state.in_flight_upto = computed_ids.len();
+                state.last_cached = Some(self.pool.block_ref(last));
+            }
+            if let Some(query) = state.pending_query.take() {
+                self.stats.queries += query as u64;
+                self.stats.hits += (computed_ids.len() * self.block_size) as u64;
+            }
+        }
+        // Blocks that will be full after this step are "in flight" until registered.
+        let full_after = (num_tokens / self.block_size).min(state.block_hashes.len());
+        let from = state.in_flight_upto.max(state.num_cached_blocks);
+        for hash in state.block_hashes.get(from..full_after).unwrap_or(&[]) {
+            *self.in_flight.entry(*hash).or_insert(0) += 1;
+        }
+        state.in_flight_upto = from.max(full_after);
+        Some(NewBlocks {
+            block_ids: appended,
+        })
     }
 }
 

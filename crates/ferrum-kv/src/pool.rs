@@ -8,7 +8,7 @@
 //! - free blocks keep their cached contents until they are popped for reuse (lazy eviction), so a
 //!   prefix-cache hit can revive a free block by unlinking it from the middle of the list.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use ferrum_types::TokenId;
 
@@ -69,7 +69,7 @@ impl BlockPool {
             block_size,
             blocks: vec![Block::default(); num_blocks],
             free,
-            cached: HashMap::new(),
+            cached: HashMap::default(),
             tokens,
         })
     }

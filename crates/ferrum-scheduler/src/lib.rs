@@ -32,7 +32,7 @@ pub use config::{SchedulerConfig, SchedulingPolicy};
 pub use error::SchedulerError;
 pub use ferrum_kv::{BlockId, ExtraKeys, KvCacheManager};
 pub use output::{
-    CachedRequestData, EngineCoreOutput, Logprob, ModelRunnerOutput, NewRequestData,
+    CachedRequestData, EngineCoreOutput, Logprob, ModelRunnerOutput, NewRequestData, RequestMap,
     SchedulerOutput, TokenLogprobs,
 };
 pub use request::{Request, RequestId, RequestStatus};

@@ -16,6 +16,7 @@ impl Scheduler {
             finished_req_ids: std::mem::take(&mut self.finished_req_ids),
             ..SchedulerOutput::default()
         };
+        out.num_scheduled_tokens.reserve(self.running.len());
         let mut budget = self.config.max_num_batched_tokens;
         self.schedule_running(&mut budget, &mut out);
         if out.preempted_req_ids.is_empty() {

@@ -9,12 +9,13 @@
 //! - a request that could never fit (prompt too long, or its prompt + max_tokens larger than the
 //!   whole KV cache) is refused by `add_request`, so every admitted request can complete alone.
 
-use std::collections::HashMap;
-
 use ferrum_kv::{KvCacheConfig, KvCacheManager};
 
 use crate::queue::{Entry, RunningQueue, SchedKey, WaitingQueue};
-use crate::{Request, RequestId, RequestStatus, SchedulerConfig, SchedulerError, SchedulingPolicy};
+use crate::{
+    Request, RequestId, RequestMap, RequestStatus, SchedulerConfig, SchedulerError,
+    SchedulingPolicy,
+};
 
 /// Counters and gauges for `/metrics`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -33,7 +34,7 @@ pub struct SchedulerStats {
 pub struct Scheduler {
     pub(crate) config: SchedulerConfig,
     pub(crate) kv: KvCacheManager,
-    pub(crate) requests: HashMap<RequestId, Request>,
+    pub(crate) requests: RequestMap<Request>,
     pub(crate) waiting: WaitingQueue,
     pub(crate) running: RunningQueue,
     /// Finished or aborted since the last `schedule()`.
@@ -53,7 +54,7 @@ impl Scheduler {
         Ok(Self {
             config,
             kv,
-            requests: HashMap::new(),
+            requests: RequestMap::default(),
             waiting: WaitingQueue::default(),
             running: RunningQueue::default(),
             finished_req_ids: Vec::new(),

@@ -37,7 +37,9 @@ impl KvCacheManager {
         if used + self.pool.num_free_blocks() != self.pool.num_usable_blocks() {
             return Err("free + used != total".into());
         }
-        if marks != self.in_flight {
+        let in_flight: HashMap<BlockHash, u32> =
+            self.in_flight.iter().map(|(h, n)| (*h, *n)).collect();
+        if marks != in_flight {
             return Err(format!(
                 "in-flight marks {:?} vs {:?}",
                 marks, self.in_flight
