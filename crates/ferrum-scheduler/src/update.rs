@@ -47,9 +47,14 @@ impl Scheduler {
         if req.status() != RequestStatus::Running {
             return;
         }
+        let before = req.num_computed_tokens();
         req.advance_computed(num_scheduled);
-        self.kv
-            .cache_full_blocks(id, req.all_token_ids(), req.num_computed_tokens());
+        // Most decode steps fill no block: skip the KV manager's lookup then.
+        let bs = self.config.block_size;
+        if req.num_computed_tokens() / bs > before / bs {
+            self.kv
+                .cache_full_blocks(id, req.all_token_ids(), req.num_computed_tokens());
+        }
     }
 
     fn append_sampled(

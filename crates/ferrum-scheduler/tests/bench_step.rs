@@ -58,8 +58,7 @@ fn schedule_and_update_with_256_running_requests() {
         assert_eq!(out.scheduled_new_reqs.len(), NUM_REQUESTS);
         s.update_from_output(&out, &runner_output(&out, 0));
 
-        let mut timed = Duration::ZERO;
-        let mut worst = Duration::ZERO;
+        let mut times = Vec::with_capacity(DECODE_STEPS);
         for step in 1..=DECODE_STEPS {
             let t0 = Instant::now();
             let out = s.schedule();
@@ -69,15 +68,17 @@ fn schedule_and_update_with_256_running_requests() {
             let outputs = s.update_from_output(&out, &runner);
             let t3 = Instant::now();
             assert_eq!(outputs.len(), NUM_REQUESTS);
-            let step_time = (t1 - t0) + (t3 - t2);
-            timed += step_time;
-            worst = worst.max(step_time);
+            times.push((t1 - t0) + (t3 - t2));
         }
-        let mean_us = timed.as_secs_f64() * 1e6 / DECODE_STEPS as f64;
+        times.sort();
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        let mean = times.iter().sum::<Duration>() / DECODE_STEPS as u32;
         println!(
             "prefix caching {prefix_caching}: {NUM_REQUESTS} running, schedule()+update_from_output() \
-             mean {mean_us:.1} µs/step, worst {:.1} µs (over {DECODE_STEPS} decode steps)",
-            worst.as_secs_f64() * 1e6
+             median {:.1} µs/step, mean {:.1}, p99 {:.1} (over {DECODE_STEPS} decode steps)",
+            us(times[DECODE_STEPS / 2]),
+            us(mean),
+            us(times[DECODE_STEPS * 99 / 100]),
         );
         assert_eq!(s.num_running(), NUM_REQUESTS);
     }
