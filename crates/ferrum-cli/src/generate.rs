@@ -1,17 +1,17 @@
-//! `ferrum generate`: one prompt through the model on the CPU, streamed to stdout.
+//! `ferrum generate`: one prompt streamed to stdout, or a file of prompts run through the engine
+//! together (offline batch generation), on the CPU.
 
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use ferrum_backend::cpu::CpuBackend;
-use ferrum_backend::KvCacheSpec;
-use ferrum_executor::{sample, ModelRunner, Rng, SeqInput, SequenceView};
-use ferrum_model::{DecoderModel, ModelBundle};
+use ferrum_engine::{start_engine, EngineConfig, EngineHandle};
+use ferrum_model::ModelBundle;
 use ferrum_tokenizer::IncrementalDecoder;
-use ferrum_types::SamplingParams;
+use ferrum_types::{EngineRequest, FinishReason, SamplingParams};
+use serde::Deserialize;
 
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
@@ -19,14 +19,19 @@ pub struct GenerateArgs {
     #[arg(long)]
     model: PathBuf,
     /// Raw text prompt (no chat template).
-    #[arg(long, conflicts_with = "chat", required_unless_present = "chat")]
+    #[arg(long, conflicts_with_all = ["chat", "prompts_file"])]
     prompt: Option<String>,
     /// A user message, rendered with the model's chat template.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "prompts_file")]
     chat: Option<String>,
     /// Optional system message for --chat.
     #[arg(long, requires = "chat")]
     system: Option<String>,
+    /// A file of JSON lines, each `{"prompt": TEXT}` or `{"chat": MESSAGE}` (optionally with
+    /// `max_tokens`, `temperature`, `top_p`, `top_k`, `seed`), all run together; results are
+    /// printed as JSON lines in input order.
+    #[arg(long)]
+    prompts_file: Option<PathBuf>,
     #[arg(long, default_value_t = 128)]
     max_tokens: usize,
     /// 0 is greedy; default: the model's generation_config.json, else 1.0.
@@ -38,7 +43,7 @@ pub struct GenerateArgs {
     top_k: Option<i32>,
     #[arg(long)]
     seed: Option<u64>,
-    /// Stop at end-of-sequence tokens only after max-tokens (for benchmarks).
+    /// Keep generating after end-of-sequence tokens, up to --max-tokens (for benchmarks).
     #[arg(long)]
     ignore_eos: bool,
     /// CPU threads (0: all cores).
@@ -49,115 +54,152 @@ pub struct GenerateArgs {
     print_token_ids: bool,
 }
 
-const BLOCK_SIZE: usize = 16;
+/// One line of `--prompts-file`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PromptLine {
+    prompt: Option<String>,
+    chat: Option<String>,
+    system: Option<String>,
+    max_tokens: Option<usize>,
+    temperature: Option<f32>,
+    top_p: Option<f32>,
+    top_k: Option<i32>,
+    seed: Option<u64>,
+}
 
-pub fn run(args: GenerateArgs) -> Result<std::process::ExitCode> {
-    let t_load = Instant::now();
+struct Loaded {
+    bundle: ModelBundle,
+    engine: EngineHandle,
+}
+
+fn load(args: &GenerateArgs, max_model_len: usize) -> Result<Loaded> {
+    let t = Instant::now();
     let bundle = ModelBundle::open(&args.model)
         .with_context(|| format!("loading {}", args.model.display()))?;
-    let prompt_ids = match (&args.prompt, &args.chat) {
-        (Some(p), _) => bundle.tokenizer.encode(p, true)?,
-        (None, Some(msg)) => {
-            let text = bundle.render_chat(args.system.as_deref(), msg)?;
-            bundle.tokenizer.encode(&text, false)?
-        }
-        (None, None) => bail!("give --prompt or --chat"),
+    let ctx = bundle.config.max_position_embeddings;
+    let config = EngineConfig {
+        threads: args.threads,
+        seed: args.seed,
+        max_model_len: max_model_len.min(ctx),
+        max_num_batched_tokens: 2048.max(max_model_len.min(ctx)),
+        ..EngineConfig::default()
     };
-    let cfg = bundle.config.clone();
-    if prompt_ids.is_empty() {
-        bail!("the prompt is empty after tokenization");
-    }
-    let total = prompt_ids.len() + args.max_tokens;
-    if total > cfg.max_position_embeddings {
-        bail!(
-            "prompt ({} tokens) + max-tokens ({}) = {total} exceeds the model's context of {}",
-            prompt_ids.len(),
-            args.max_tokens,
-            cfg.max_position_embeddings
-        );
-    }
-    let backend = CpuBackend::new(args.threads)?;
-    let model = DecoderModel::load(&backend, cfg.clone(), bundle.weights.as_ref())?;
-    let num_blocks = total.div_ceil(BLOCK_SIZE);
-    let spec = KvCacheSpec {
-        num_layers: cfg.num_layers,
-        num_kv_heads: cfg.num_kv_heads,
-        head_dim: cfg.head_dim,
-        block_size: BLOCK_SIZE,
-        num_blocks,
-    };
-    let backend_name = ferrum_backend::Backend::name(&backend);
-    let mut runner = ModelRunner::new(backend, model, spec, prompt_ids.len().max(1), 1)?;
+    let (engine, info) = start_engine(ModelBundle::open(&args.model)?, config)?;
     eprintln!(
-        "loaded {} ({} layers, {}) on {} in {:.2}s",
+        "loaded {} ({} layers, {}) on {} in {:.2}s; KV cache {} blocks of {} tokens",
         args.model.display(),
-        cfg.num_layers,
-        cfg.dtype,
-        backend_name,
-        t_load.elapsed().as_secs_f64()
+        bundle.config.num_layers,
+        bundle.config.dtype,
+        info.device,
+        t.elapsed().as_secs_f64(),
+        info.num_blocks,
+        info.block_size
     );
+    Ok(Loaded { bundle, engine })
+}
 
-    let mut params: SamplingParams = bundle.generation.apply(SamplingParams::default());
-    params.max_tokens = args.max_tokens;
-    params.ignore_eos = args.ignore_eos;
+fn sampling(args: &GenerateArgs, bundle: &ModelBundle) -> SamplingParams {
+    let mut p = bundle.generation.apply(SamplingParams::default());
+    p.max_tokens = args.max_tokens;
+    p.ignore_eos = args.ignore_eos;
     if let Some(t) = args.temperature {
-        params.temperature = t;
+        p.temperature = t;
     }
-    if let Some(p) = args.top_p {
-        params.top_p = p;
+    if let Some(v) = args.top_p {
+        p.top_p = v;
     }
     if let Some(k) = args.top_k {
-        params.top_k = k;
+        p.top_k = k;
     }
-    let mut rng = args.seed.map_or_else(Rng::from_entropy, Rng::new);
-    let eos = bundle.eos_token_ids();
-    let block_table: Vec<u32> = (0..num_blocks as u32).collect();
+    p.seed = args.seed;
+    p
+}
 
-    let mut out_ids: Vec<u32> = Vec::new();
-    let mut decoder = IncrementalDecoder::with_prompt(&prompt_ids, true);
+fn encode(
+    bundle: &ModelBundle,
+    prompt: Option<&str>,
+    chat: Option<&str>,
+    system: Option<&str>,
+) -> Result<Vec<u32>> {
+    let ids = match (prompt, chat) {
+        (Some(p), _) => bundle.tokenizer.encode(p, true)?,
+        (None, Some(msg)) => {
+            let text = bundle.render_chat(system, msg)?;
+            bundle.tokenizer.encode(&text, false)?
+        }
+        (None, None) => bail!("give a prompt or a chat message"),
+    };
+    if ids.is_empty() {
+        bail!("the prompt is empty after tokenization");
+    }
+    Ok(ids)
+}
+
+fn check_context(prompt_len: usize, max_tokens: usize, ctx: usize) -> Result<()> {
+    if prompt_len + max_tokens > ctx {
+        bail!(
+            "prompt ({prompt_len} tokens) + max-tokens ({max_tokens}) = {} exceeds the model's context of {ctx}",
+            prompt_len + max_tokens
+        );
+    }
+    Ok(())
+}
+
+pub fn run(args: GenerateArgs) -> Result<std::process::ExitCode> {
+    if let Some(file) = &args.prompts_file {
+        return run_file(&args, file);
+    }
+    // Tokenize first so an over-long prompt fails before the model loads.
+    let probe = ModelBundle::open(&args.model)
+        .with_context(|| format!("loading {}", args.model.display()))?;
+    let prompt = encode(
+        &probe,
+        args.prompt.as_deref(),
+        args.chat.as_deref(),
+        args.system.as_deref(),
+    )?;
+    check_context(
+        prompt.len(),
+        args.max_tokens,
+        probe.config.max_position_embeddings,
+    )?;
+    drop(probe);
+    let Loaded { bundle, engine } = load(&args, prompt.len() + args.max_tokens)?;
+    let params = sampling(&args, &bundle);
+    let t0 = Instant::now();
+    let mut stream =
+        engine.add_request(EngineRequest::new("generate-0", prompt.clone(), params))?;
+    let mut decoder = IncrementalDecoder::with_prompt(&prompt, true);
+    let mut out_ids = Vec::new();
+    let mut first_token_at = None;
     let stdout = std::io::stdout();
     let mut stdout = stdout.lock();
-    let t0 = Instant::now();
-    let mut logits = runner.execute(&[SeqInput {
-        tokens: &prompt_ids,
-        num_computed_tokens: 0,
-        block_table: &block_table,
-        want_logits: true,
-    }])?;
-    let prefill = t0.elapsed();
-    let t1 = Instant::now();
-    loop {
-        let view = SequenceView {
-            prompt: &prompt_ids,
-            output: &out_ids,
-            eos_token_ids: &eos,
-        };
-        let tok = sample(&mut logits, &params, &view, &mut rng).token;
-        out_ids.push(tok);
-        let text = decoder.step(&bundle.tokenizer, &[tok])?;
-        stdout.write_all(text.as_bytes())?;
-        stdout.flush()?;
-        let stop =
-            !params.ignore_eos && (eos.contains(&tok) || params.stop_token_ids.contains(&tok));
-        if stop || out_ids.len() >= params.max_tokens {
-            break;
+    while let Some(o) = stream.blocking_next() {
+        if o.finish_reason == Some(FinishReason::Error) {
+            bail!("generation failed: {}", o.error.unwrap_or_default());
         }
-        logits = runner.execute(&[SeqInput {
-            tokens: &[tok],
-            num_computed_tokens: prompt_ids.len() + out_ids.len() - 1,
-            block_table: &block_table,
-            want_logits: true,
-        }])?;
+        if first_token_at.is_none() && !o.new_token_ids.is_empty() {
+            first_token_at = Some(t0.elapsed());
+        }
+        out_ids.extend_from_slice(&o.new_token_ids);
+        stdout.write_all(
+            decoder
+                .step(&bundle.tokenizer, &o.new_token_ids)?
+                .as_bytes(),
+        )?;
+        stdout.flush()?;
     }
-    let decode = t1.elapsed();
-    let rest = decoder.finish(&bundle.tokenizer)?;
-    writeln!(stdout, "{rest}")?;
+    let total = t0.elapsed();
+    writeln!(stdout, "{}", decoder.finish(&bundle.tokenizer)?)?;
+    let prefill = first_token_at.unwrap_or(total);
+    let decode = total.saturating_sub(prefill);
     let decode_steps = out_ids.len().saturating_sub(1).max(1);
     eprintln!(
         "prompt: {} tokens in {:.3}s ({:.1} tokens/s); generation: {} tokens in {:.3}s ({:.1} tokens/s)",
-        prompt_ids.len(),
+        prompt.len(),
         prefill.as_secs_f64(),
-        prompt_ids.len() as f64 / prefill.as_secs_f64(),
+        prompt.len() as f64 / prefill.as_secs_f64().max(1e-9),
         out_ids.len(),
         decode.as_secs_f64(),
         decode_steps as f64 / decode.as_secs_f64().max(1e-9),
@@ -165,8 +207,104 @@ pub fn run(args: GenerateArgs) -> Result<std::process::ExitCode> {
     if args.print_token_ids {
         eprintln!(
             "{}",
-            serde_json::json!({"prompt_token_ids": prompt_ids, "output_token_ids": out_ids})
+            serde_json::json!({"prompt_token_ids": prompt, "output_token_ids": out_ids})
         );
     }
+    engine.shutdown();
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn run_file(args: &GenerateArgs, file: &PathBuf) -> Result<std::process::ExitCode> {
+    let probe = ModelBundle::open(&args.model)?;
+    let ctx = probe.config.max_position_embeddings;
+    let reader = std::io::BufReader::new(
+        std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?,
+    );
+    let mut jobs = Vec::new();
+    for (n, line) in reader.lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let p: PromptLine = serde_json::from_str(&line).with_context(|| {
+            format!(
+                "{}:{}: expected {{\"prompt\": …}} or {{\"chat\": …}}",
+                file.display(),
+                n + 1
+            )
+        })?;
+        let ids = encode(
+            &probe,
+            p.prompt.as_deref(),
+            p.chat.as_deref(),
+            p.system.as_deref(),
+        )
+        .with_context(|| format!("{}:{}", file.display(), n + 1))?;
+        let max_tokens = p.max_tokens.unwrap_or(args.max_tokens);
+        check_context(ids.len(), max_tokens, ctx)
+            .with_context(|| format!("{}:{}", file.display(), n + 1))?;
+        jobs.push((ids, p));
+    }
+    drop(probe);
+    let longest = jobs
+        .iter()
+        .map(|(ids, p)| ids.len() + p.max_tokens.unwrap_or(args.max_tokens))
+        .max()
+        .unwrap_or(1);
+    let Loaded { bundle, engine } = load(args, longest)?;
+    let t0 = Instant::now();
+    let mut streams = Vec::with_capacity(jobs.len());
+    for (i, (ids, p)) in jobs.iter().enumerate() {
+        let mut sp = sampling(args, &bundle);
+        sp.max_tokens = p.max_tokens.unwrap_or(args.max_tokens);
+        if let Some(t) = p.temperature {
+            sp.temperature = t;
+        }
+        if let Some(v) = p.top_p {
+            sp.top_p = v;
+        }
+        if let Some(k) = p.top_k {
+            sp.top_k = k;
+        }
+        if p.seed.is_some() {
+            sp.seed = p.seed;
+        }
+        streams.push(engine.add_request(EngineRequest::new(
+            format!("generate-{i}"),
+            ids.clone(),
+            sp,
+        ))?);
+    }
+    let stdout = std::io::stdout();
+    let mut stdout = stdout.lock();
+    let mut generated = 0usize;
+    for (i, s) in streams.iter_mut().enumerate() {
+        let mut ids = Vec::new();
+        let mut finish = None;
+        let mut error = None;
+        while let Some(o) = s.blocking_next() {
+            ids.extend_from_slice(&o.new_token_ids);
+            finish = o.finish_reason;
+            error = o.error;
+        }
+        generated += ids.len();
+        let text = bundle.tokenizer.decode(&ids, true)?;
+        let line = serde_json::json!({
+            "index": i,
+            "text": text,
+            "prompt_tokens": jobs[i].0.len(),
+            "completion_tokens": ids.len(),
+            "finish_reason": finish.map(FinishReason::as_str),
+            "error": error,
+        });
+        writeln!(stdout, "{line}")?;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    eprintln!(
+        "{} prompts, {generated} tokens generated in {secs:.2}s ({:.1} tokens/s overall)",
+        jobs.len(),
+        generated as f64 / secs.max(1e-9)
+    );
+    engine.shutdown();
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -192,3 +192,52 @@ fn generate_rejects_a_prompt_longer_than_the_context() {
     assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(t.contains("exceeds the model's context"), "{t}");
 }
+
+#[test]
+fn generate_runs_a_prompts_file_through_the_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m");
+    tiny_model("tiny_qwen3", &model);
+    let file = dir.path().join("prompts.jsonl");
+    std::fs::write(
+        &file,
+        "{\"prompt\": \"hello\", \"max_tokens\": 5}\n\n{\"chat\": \"hi there\", \"max_tokens\": 7}\n{\"prompt\": \"abc\"}\n",
+    )
+    .unwrap();
+    let o = ferrum(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompts-file",
+        file.to_str().unwrap(),
+        "--max-tokens",
+        "3",
+        "--temperature",
+        "0",
+        "--ignore-eos",
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{t}");
+    let counts: Vec<u64> = lines
+        .iter()
+        .map(|l| l["completion_tokens"].as_u64().unwrap())
+        .collect();
+    assert_eq!(counts, vec![5, 7, 3]);
+    assert!(lines.iter().enumerate().all(|(i, l)| l["index"] == i));
+
+    std::fs::write(&file, "{\"prompt\": \"x\", \"bogus\": 1}\n").unwrap();
+    let o = ferrum(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompts-file",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("prompts.jsonl:1"), "{}", text(&o));
+}
