@@ -1,5 +1,6 @@
 //! `ferrum`: serve, generate with and validate LLMs.
 
+mod bench;
 mod generate;
 mod validate;
 
@@ -18,6 +19,9 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Check that a model folder or file can be served.
     Validate(validate::ValidateArgs),
+    /// Benchmarks (vLLM's methodology).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -32,6 +36,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Generate(a) => generate::run(a),
         Command::Validate(a) => validate::run(a),
+        Command::Bench(c) => bench::run(c),
     };
     match result {
         Ok(code) => code,
