@@ -2,6 +2,7 @@
 
 mod bench;
 mod generate;
+mod serve;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -15,6 +16,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve a model over an OpenAI-compatible HTTP API (vLLM's flags; see `ferrum serve --help`).
+    Serve(serve::ServeCommand),
     /// Generate text from a prompt or a chat message.
     Generate(generate::GenerateArgs),
     /// Check that a model folder or file can be served.
@@ -25,6 +28,12 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    // `serve` sets up its own logging from its flags (--log-level, --log-format).
+    let command = match cli.command {
+        Command::Serve(a) => return serve::run(a),
+        other => other,
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("FERRUM_LOG")
@@ -32,11 +41,11 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
-    let result = match cli.command {
+    let result = match command {
         Command::Generate(a) => generate::run(a),
         Command::Validate(a) => validate::run(a),
         Command::Bench(c) => bench::run(c),
+        Command::Serve(_) => unreachable!("handled above"),
     };
     match result {
         Ok(code) => code,

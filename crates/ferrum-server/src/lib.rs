@@ -17,6 +17,7 @@ mod auth;
 mod body;
 mod driver;
 mod engine;
+mod engine_handle;
 mod error;
 mod ids;
 mod limits;

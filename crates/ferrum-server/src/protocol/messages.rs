@@ -135,12 +135,14 @@ fn join_text_parts(i: usize, parts: &[Value]) -> Result<String, ApiError> {
                     "a text part needs a string `text`",
                 ))
             }
-            (Some(other), _) => return Err(ApiError::unsupported(
-                format!("{at}.type"),
-                format!(
+            (Some(other), _) => {
+                return Err(ApiError::unsupported(
+                    format!("{at}.type"),
+                    format!(
                     "content parts of type {other:?} are not supported; this model takes text only"
                 ),
-            )),
+                ))
+            }
             (None, _) => {
                 return Err(ApiError::invalid(
                     format!("{at}.type"),
