@@ -83,6 +83,9 @@ pub struct ChoiceConfig {
     pub reasoning: Option<ReasoningParserKind>,
     pub tools: Option<ToolParserKind>,
     pub want_logprobs: bool,
+    /// The request's own stop token ids: only these are reported as `stop_reason` (an EOS
+    /// token is not, as in vLLM).
+    pub stop_token_ids: Vec<TokenId>,
 }
 
 pub struct ChoiceState {
@@ -94,6 +97,7 @@ pub struct ChoiceState {
     reasoning: Option<ReasoningParser>,
     tools: Option<ToolParser>,
     want_logprobs: bool,
+    stop_token_ids: Vec<TokenId>,
     pub finish_reason: Option<FinishReason>,
     pub prompt_tokens: usize,
     pub cached_tokens: usize,
@@ -118,6 +122,7 @@ impl ChoiceState {
             reasoning: config.reasoning.map(ReasoningParser::new),
             tools: config.tools.map(ToolParser::new),
             want_logprobs: config.want_logprobs,
+            stop_token_ids: config.stop_token_ids.clone(),
             finish_reason: None,
             prompt_tokens: prompt.len(),
             cached_tokens: 0,
@@ -205,7 +210,10 @@ impl ChoiceState {
         } else if let Some(reason) = out.finish_reason {
             text.push_str(&self.stop.finish());
             self.stream = None;
-            stop_reason = out.stop_token_id.map(Value::from);
+            stop_reason = out
+                .stop_token_id
+                .filter(|id| self.stop_token_ids.contains(id))
+                .map(Value::from);
             Some(match reason {
                 EngineFinish::Stop => FinishReason::Stop,
                 EngineFinish::Length => FinishReason::Length,

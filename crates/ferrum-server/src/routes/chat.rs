@@ -105,6 +105,13 @@ async fn handle(state: AppState, headers: HeaderMap, body: Body) -> Result<Respo
         },
         _ => None,
     };
+    let max_lp = state.options.max_logprobs as i64;
+    if let Some(k) = chat.top_logprobs.filter(|k| !(0..=max_lp).contains(k)) {
+        return Err(ApiError::invalid(
+            "top_logprobs",
+            format!("`top_logprobs` must be between 0 and {max_lp} (the server's --max-logprobs), got {k}"),
+        ));
+    }
     let logprobs = match (chat.logprobs, chat.top_logprobs) {
         (Some(true), k) => Some((k.unwrap_or(0), "top_logprobs")),
         (_, Some(k)) if k > 0 => {
@@ -150,6 +157,7 @@ async fn handle(state: AppState, headers: HeaderMap, body: Body) -> Result<Respo
         reasoning: state.options.reasoning_parser,
         tools: tool_parser,
         want_logprobs,
+        stop_token_ids: checked.params.stop_token_ids.clone(),
     };
     let info = RequestInfo {
         request_id: request_id.clone(),

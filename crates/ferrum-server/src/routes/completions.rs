@@ -182,6 +182,7 @@ async fn handle(state: AppState, headers: HeaderMap, body: Body) -> Result<Respo
         reasoning: None,
         tools: None,
         want_logprobs,
+        stop_token_ids: checked.params.stop_token_ids.clone(),
     };
     let info = RequestInfo {
         request_id: request_id.clone(),
