@@ -26,9 +26,11 @@ fn completion_with(field: &str, value: Value) -> Value {
     b
 }
 
-/// (path, raw body, extra headers) for every hostile case.
-fn cases() -> Vec<(&'static str, String, Vec<(String, String)>)> {
-    let mut out: Vec<(&'static str, String, Vec<(String, String)>)> = Vec::new();
+/// (path, raw body, extra headers): one hostile request.
+type Case = (&'static str, String, Vec<(String, String)>);
+
+fn cases() -> Vec<Case> {
+    let mut out: Vec<Case> = Vec::new();
     let chat = "/v1/chat/completions";
     let cmpl = "/v1/completions";
     // Not JSON, or not an object.
