@@ -10,7 +10,7 @@ here=tests/e2e
 scripts/fetch-default-model >/dev/null
 python3 -c "import openai" 2>/dev/null || python3 -m pip install --quiet openai
 cargo build --release -p ferrum-cli --quiet
-bin="$root/target/release/ferrum"
+bin="${CARGO_TARGET_DIR:-$root/target}/release/ferrum"
 model="$root/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 port=${FERRUM_E2E_PORT:-18431}
 key=e2e-secret-key
