@@ -94,7 +94,7 @@ fn report(case: &Case, layout: &str, t: Duration, bytes: usize) {
 #[ignore = "benchmark: run with --ignored --nocapture"]
 fn quant_matmul_throughput() {
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
+        .num_threads(threads())
         .build()
         .unwrap();
     println!("kernels: {}, threads: {}", kernel_variant(), threads());
@@ -202,7 +202,7 @@ fn quant_matmul_throughput() {
 #[ignore = "benchmark: run with --ignored --nocapture"]
 fn smollm2_matmul_share() {
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
+        .num_threads(threads())
         .build()
         .unwrap();
     let mut rng = Rng(2);

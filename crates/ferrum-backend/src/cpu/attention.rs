@@ -1,11 +1,13 @@
 //! Paged KV storage and causal attention over it.
 //!
-//! Invariant: a sequence's context token `j` lives in block `block_table[j / block_size]` at
+//! Invariants: a sequence's context token `j` lives in block `block_table[j / block_size]` at
 //! offset `j % block_size`; queries of this step are the last `query_len` tokens of the context,
-//! so query `i` sees context tokens `0..=seq_len - query_len + i`.
+//! so query `i` sees context tokens `0..=seq_len - query_len + i`. A query head's output is
+//! computed by the same sequence of operations whatever else is in the batch.
 
-use rayon::prelude::*;
+use std::cell::RefCell;
 
+use super::pool::{par_chunks_mut, Parallel};
 use super::CpuBatch;
 use crate::{AttentionParams, BackendError, KvCacheSpec, Result};
 
@@ -79,24 +81,6 @@ impl CpuKvCache {
     }
 }
 
-#[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // Eight independent lanes let the compiler vectorize the reduction.
-    let mut acc = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    let mut s: f32 = acc.iter().sum();
-    for (x, y) in ra.iter().zip(rb) {
-        s += x * y;
-    }
-    s
-}
-
 /// Where each token row's sequence starts and how much context it sees.
 struct TokenView {
     seq: usize,
@@ -142,7 +126,14 @@ fn token_views(batch: &CpuBatch, total_slots: usize, block_size: usize) -> Resul
     Ok(views)
 }
 
+/// Causal attention of every query row of `batch` over its sequence's cached keys and values.
+///
+/// Tasks are (token, KV head) pairs covering the query heads that share that KV head, so each
+/// cached key and value row is read once per token and group; with fewer pairs than would keep
+/// the threads busy, tasks are single query heads instead. A head's arithmetic is the same
+/// either way, so results do not depend on the batch.
 pub fn paged_attention(
+    par: &dyn Parallel,
     cache: &CpuKvCache,
     layer: usize,
     batch: &CpuBatch,
@@ -154,6 +145,7 @@ pub fn paged_attention(
     if layer >= s.num_layers
         || p.head_dim != s.head_dim
         || p.num_kv_heads != s.num_kv_heads
+        || p.num_kv_heads == 0
         || !p.num_heads.is_multiple_of(p.num_kv_heads)
     {
         return Err(BackendError::Shape {
@@ -165,38 +157,228 @@ pub fn paged_attention(
     let views = token_views(batch, s.num_blocks * s.block_size, s.block_size)?;
     let (hd, nh) = (p.head_dim, p.num_heads);
     let group = nh / p.num_kv_heads;
-    let (kc, vc) = (&cache.k[layer], &cache.v[layer]);
-    out.par_chunks_mut(hd).enumerate().for_each(|(idx, o)| {
-        let (t, h) = (idx / nh, idx % nh);
+    let per_task = if views.len() * p.num_kv_heads >= 2 * par.threads() {
+        group
+    } else {
+        1
+    };
+    let tasks_per_token = nh / per_task;
+    let ctx = Context {
+        k: &cache.k[layer],
+        v: &cache.v[layer],
+        spec: &s,
+        scale: p.scale,
+    };
+    par_chunks_mut(par, out, per_task * hd, |i, o| {
+        let (t, h0) = (i / tasks_per_token, (i % tasks_per_token) * per_task);
         let view = &views[t];
-        let g = h / group;
-        let qv = &q[t * nh * hd + h * hd..t * nh * hd + (h + 1) * hd];
         let table = &batch.block_tables[view.seq * batch.max_blocks_per_seq..];
-        let kv_at = |j: usize| {
-            let slot = table[j / s.block_size] as usize * s.block_size + j % s.block_size;
-            cache.offset(slot, g)
-        };
-        let mut scores: Vec<f32> = (0..view.visible)
-            .map(|j| {
-                let off = kv_at(j);
-                dot(qv, &kc[off..off + hd]) * p.scale
-            })
-            .collect();
-        let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0.0f64;
-        for x in scores.iter_mut() {
-            *x = (*x - max).exp();
-            sum += f64::from(*x);
-        }
-        let inv = (1.0 / sum) as f32;
-        o.fill(0.0);
-        for (j, &w) in scores.iter().enumerate() {
-            let off = kv_at(j);
-            let w = w * inv;
-            for (a, &b) in o.iter_mut().zip(&vc[off..off + hd]) {
-                *a += w * b;
-            }
-        }
+        let qs = &q[(t * nh + h0) * hd..(t * nh + h0 + per_task) * hd];
+        SCORES.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scores) => ctx.attend(table, view.visible, h0 / group, qs, &mut scores, o),
+            Err(_) => ctx.attend(table, view.visible, h0 / group, qs, &mut Vec::new(), o),
+        })
     });
     Ok(())
+}
+
+thread_local! {
+    /// Attention scores of the task at hand; keeps its allocation across tasks and steps.
+    static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// One layer's cache, borrowed for a call.
+struct Context<'a> {
+    k: &'a [f32],
+    v: &'a [f32],
+    spec: &'a KvCacheSpec,
+    scale: f32,
+}
+
+impl Context<'_> {
+    /// `o` (heads × head_dim) = softmax(q·Kᵀ·scale)·V for the query heads `qs` that share KV
+    /// head `g`, over the first `visible` context tokens of a sequence with block `table`.
+    fn attend(
+        &self,
+        table: &[u32],
+        visible: usize,
+        g: usize,
+        qs: &[f32],
+        scores: &mut Vec<f32>,
+        o: &mut [f32],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") {
+            // SAFETY: the feature was just detected.
+            return unsafe { self.attend_avx2(table, visible, g, qs, scores, o) };
+        }
+        self.attend_generic(table, visible, g, qs, scores, o)
+    }
+
+    /// The same code with 256-bit vectors (lane for lane the same arithmetic).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn attend_avx2(
+        &self,
+        table: &[u32],
+        visible: usize,
+        g: usize,
+        qs: &[f32],
+        scores: &mut Vec<f32>,
+        o: &mut [f32],
+    ) {
+        self.attend_generic(table, visible, g, qs, scores, o)
+    }
+
+    /// Offset of the first row of KV head `g` in cache block `blk`.
+    #[inline(always)]
+    fn block_base(&self, blk: u32, g: usize) -> usize {
+        ((blk as usize * self.spec.num_kv_heads + g) * self.spec.block_size) * self.spec.head_dim
+    }
+
+    #[inline(always)]
+    fn attend_generic(
+        &self,
+        table: &[u32],
+        visible: usize,
+        g: usize,
+        qs: &[f32],
+        scores: &mut Vec<f32>,
+        o: &mut [f32],
+    ) {
+        let (bs, hd) = (self.spec.block_size, self.spec.head_dim);
+        let heads = qs.len() / hd;
+        let blocks = &table[..visible.div_ceil(bs)];
+        scores.clear();
+        scores.resize(heads * visible, 0.0);
+        // 1. Scores, each key row read once for all heads of the group; the next block's rows
+        //    are fetched meanwhile (blocks are scattered, so the hardware prefetcher cannot).
+        for (b, &blk) in blocks.iter().enumerate() {
+            let base = self.block_base(blk, g);
+            let next = blocks.get(b + 1).map(|&n| self.block_base(n, g));
+            for i in 0..bs.min(visible - b * bs) {
+                if let Some(n) = next {
+                    prefetch(&self.k[n + i * hd..n + (i + 1) * hd]);
+                }
+                let k = &self.k[base + i * hd..base + (i + 1) * hd];
+                for (h, q) in qs.chunks_exact(hd).enumerate() {
+                    scores[h * visible + b * bs + i] = dot(q, k) * self.scale;
+                }
+            }
+        }
+        // 2. Softmax per head (sum in f64: long contexts lose nothing to rounding), the
+        //    normalization folded into the weights.
+        for sc in scores.chunks_exact_mut(visible.max(1)) {
+            let max = sc.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0.0f64;
+            for x in sc.iter_mut() {
+                *x = (*x - max).exp();
+                sum += f64::from(*x);
+            }
+            let inv = (1.0 / sum) as f32;
+            for x in sc.iter_mut() {
+                *x *= inv;
+            }
+        }
+        // 3. Weighted values: per block, each head's sum over the block's value rows (read from
+        //    memory once, then from L1), added in context order.
+        match hd {
+            64 => self.weighted_values::<64>(blocks, visible, g, scores, o),
+            128 => self.weighted_values::<128>(blocks, visible, g, scores, o),
+            _ => self.weighted_values_any(blocks, visible, g, scores, o),
+        }
+    }
+
+    /// `o_h = Σ_j w_hj · v_j` with the sums kept in registers (`HD` = head_dim).
+    #[inline(always)]
+    fn weighted_values<const HD: usize>(
+        &self,
+        blocks: &[u32],
+        visible: usize,
+        g: usize,
+        w: &[f32],
+        o: &mut [f32],
+    ) {
+        let bs = self.spec.block_size;
+        for (h, o) in o.chunks_exact_mut(HD).enumerate() {
+            let w = &w[h * visible..(h + 1) * visible];
+            let mut acc = [0.0f32; HD];
+            for (b, &blk) in blocks.iter().enumerate() {
+                let base = self.block_base(blk, g);
+                let next = blocks.get(b + 1).map(|&n| self.block_base(n, g));
+                for i in 0..bs.min(visible - b * bs) {
+                    if let (0, Some(n)) = (h, next) {
+                        prefetch(&self.v[n + i * HD..n + (i + 1) * HD]);
+                    }
+                    let v = &self.v[base + i * HD..base + (i + 1) * HD];
+                    let wj = w[b * bs + i];
+                    for (a, &x) in acc.iter_mut().zip(v) {
+                        *a += wj * x;
+                    }
+                }
+            }
+            o.copy_from_slice(&acc);
+        }
+    }
+
+    /// As [`Self::weighted_values`] for any head_dim (the sums live in `o`).
+    #[inline(always)]
+    fn weighted_values_any(
+        &self,
+        blocks: &[u32],
+        visible: usize,
+        g: usize,
+        w: &[f32],
+        o: &mut [f32],
+    ) {
+        let (bs, hd) = (self.spec.block_size, self.spec.head_dim);
+        o.fill(0.0);
+        for (h, o) in o.chunks_exact_mut(hd).enumerate() {
+            let w = &w[h * visible..(h + 1) * visible];
+            for (b, &blk) in blocks.iter().enumerate() {
+                let base = self.block_base(blk, g);
+                for i in 0..bs.min(visible - b * bs) {
+                    let v = &self.v[base + i * hd..base + (i + 1) * hd];
+                    let wj = w[b * bs + i];
+                    for (a, &x) in o.iter_mut().zip(v) {
+                        *a += wj * x;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Asks for the cache lines of `row` ahead of use (a hint: no effect on results).
+#[inline(always)]
+fn prefetch(row: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in row.chunks(16) {
+        // SAFETY: prefetching is a hint that never faults; the address is inside `row`.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                line.as_ptr().cast::<i8>(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = row;
+}
+
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Eight independent lanes let the compiler vectorize the reduction.
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
 }

@@ -1,11 +1,16 @@
 //! Embedding gather and the SwiGLU activation.
 
-use rayon::prelude::*;
-
+use super::pool::{par_chunks_mut, Parallel};
 use super::CpuWeight;
 use crate::{BackendError, Result};
 
-pub fn embedding(table: &CpuWeight, ids: &[u32], cols: usize, out: &mut [f32]) -> Result<()> {
+pub fn embedding(
+    par: &dyn Parallel,
+    table: &CpuWeight,
+    ids: &[u32],
+    cols: usize,
+    out: &mut [f32],
+) -> Result<()> {
     if table.cols() != cols {
         return Err(BackendError::Shape {
             what: "embedding".into(),
@@ -27,10 +32,22 @@ pub fn embedding(table: &CpuWeight, ids: &[u32], cols: usize, out: &mut [f32]) -
             }
             Ok(())
         }
-        CpuWeight::Quantized(m) => out
-            .par_chunks_mut(cols)
-            .zip(ids.par_iter())
-            .try_for_each(|(o, &id)| m.dequantize_row(id as usize, o)),
+        CpuWeight::Quantized(m) => {
+            // Ids were checked above and every row is `cols` long, so decoding cannot fail;
+            // keep the first error anyway rather than dropping it.
+            let err = std::sync::Mutex::new(None);
+            par_chunks_mut(par, out, cols, |i, o| {
+                if let Err(e) = m.dequantize_row(ids[i] as usize, o) {
+                    if let Ok(mut slot) = err.lock() {
+                        slot.get_or_insert(e);
+                    }
+                }
+            });
+            match err.into_inner() {
+                Ok(Some(e)) => Err(e),
+                _ => Ok(()),
+            }
+        }
     }
 }
 
@@ -39,13 +56,12 @@ fn silu(x: f32) -> f32 {
     x / (1.0 + (-x).exp())
 }
 
-pub fn silu_mul(gate: &[f32], up: &[f32], out: &mut [f32]) {
-    const CHUNK: usize = 4096;
-    out.par_chunks_mut(CHUNK)
-        .zip(gate.par_chunks(CHUNK).zip(up.par_chunks(CHUNK)))
-        .for_each(|(o, (g, u))| {
-            for ((o, &g), &u) in o.iter_mut().zip(g).zip(u) {
-                *o = silu(g) * u;
-            }
-        });
+pub fn silu_mul(par: &dyn Parallel, gate: &[f32], up: &[f32], out: &mut [f32]) {
+    const CHUNK: usize = 8192;
+    par_chunks_mut(par, out, CHUNK, |i, o| {
+        let (g, u) = (&gate[i * CHUNK..], &up[i * CHUNK..]);
+        for ((o, &g), &u) in o.iter_mut().zip(g).zip(u) {
+            *o = silu(g) * u;
+        }
+    });
 }

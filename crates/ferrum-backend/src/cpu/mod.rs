@@ -1,8 +1,10 @@
 //! CPU backend: f32 activations, dense weights as f32, GGUF block formats kept quantized.
 //!
 //! Invariants:
-//! - Every op runs inside this backend's own rayon pool, so `--threads` bounds the parallelism
-//!   of one step (the quantized kernels use rayon's current pool).
+//! - Every op runs on this backend's own [`pool::SpinPool`]: the calling (engine) thread plus
+//!   `threads − 1` helpers, so `--threads` bounds the parallelism of one step.
+//! - Ops give every output element the same value whatever the batch around it (see `linear`,
+//!   `quant::matmul` and `attention`), which is what makes greedy outputs batch-invariant.
 //! - KV cache layout per layer is `[num_blocks, num_kv_heads, block_size, head_dim]`, so one
 //!   head of one block is a contiguous `block_size × head_dim` tile.
 
@@ -10,8 +12,11 @@ mod attention;
 mod elementwise;
 mod linear;
 mod norm;
+pub mod pool;
 pub mod quant;
 mod rope;
+
+use std::cell::RefCell;
 
 use crate::{
     AttentionBatch, AttentionParams, Backend, BackendError, HostTensor, KvCacheSpec, Result,
@@ -62,10 +67,27 @@ impl CpuWeight {
 }
 
 /// Row-major f32 activations with a fixed row capacity.
-#[derive(Debug, Clone)]
+///
+/// Invariant: `quantized` holds the 8-bit form of `data` or nothing: every mutable access goes
+/// through [`Self::rows_mut`], which drops it.
+#[derive(Debug)]
 pub struct CpuActivations {
     data: Vec<f32>,
     cols: usize,
+    /// Filled by the first quantized `linear` that reads these activations, reused by the
+    /// next ones with the same input (q/k/v, gate/up). A `RefCell` because `linear` only
+    /// borrows its input; activations are never shared between threads (not `Sync`).
+    quantized: RefCell<quant::QuantizedActs>,
+}
+
+impl Clone for CpuActivations {
+    fn clone(&self) -> Self {
+        CpuActivations {
+            data: self.data.clone(),
+            cols: self.cols,
+            quantized: RefCell::default(),
+        }
+    }
 }
 
 impl CpuActivations {
@@ -87,6 +109,7 @@ impl CpuActivations {
     }
 
     fn rows_mut(&mut self, rows: usize, what: &'static str) -> Result<&mut [f32]> {
+        self.quantized.get_mut().invalidate();
         let n = rows * self.cols;
         let capacity = self.capacity_rows();
         self.data.get_mut(..n).ok_or(BackendError::Capacity {
@@ -146,7 +169,7 @@ pub fn simd_features() -> String {
 
 /// The CPU backend with its own thread pool.
 pub struct CpuBackend {
-    pool: rayon::ThreadPool,
+    pool: pool::SpinPool,
     threads: usize,
 }
 
@@ -158,11 +181,7 @@ impl CpuBackend {
         } else {
             threads
         };
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("ferrum-cpu-{i}"))
-            .build()
-            .map_err(|e| BackendError::OutOfMemory(format!("thread pool: {e}")))?;
+        let pool = pool::SpinPool::new(threads)?;
         Ok(Self { pool, threads })
     }
 
@@ -209,6 +228,7 @@ impl Backend for CpuBackend {
         Ok(CpuActivations {
             data: vec![0.0; n],
             cols,
+            quantized: RefCell::default(),
         })
     }
 
@@ -246,8 +266,7 @@ impl Backend for CpuBackend {
     ) -> Result<()> {
         let cols = out.cols;
         let dst = out.rows_mut(batch.num_tokens(), "embedding")?;
-        self.pool
-            .install(|| elementwise::embedding(table, &batch.input_ids, cols, dst))
+        elementwise::embedding(&self.pool, table, &batch.input_ids, cols, dst)
     }
 
     fn rms_norm(
@@ -261,7 +280,7 @@ impl Backend for CpuBackend {
         let w = weight.as_vector("rms_norm")?;
         let src = x.rows(rows, "rms_norm input")?;
         let dst = out.rows_mut(rows, "rms_norm output")?;
-        self.pool.install(|| norm::rms_norm(src, w, eps, dst))
+        norm::rms_norm(&self.pool, src, w, eps, dst)
     }
 
     fn add_rms_norm(
@@ -277,8 +296,7 @@ impl Backend for CpuBackend {
         let res = residual.rows_mut(rows, "residual")?;
         let src = x.rows(rows, "add_rms_norm input")?;
         let dst = out.rows_mut(rows, "add_rms_norm output")?;
-        self.pool
-            .install(|| norm::add_rms_norm(res, src, w, eps, dst))
+        norm::add_rms_norm(&self.pool, res, src, w, eps, dst)
     }
 
     fn head_rms_norm(
@@ -291,8 +309,7 @@ impl Backend for CpuBackend {
     ) -> Result<()> {
         let w = weight.as_vector("head_rms_norm")?;
         let data = x.rows_mut(rows, "head_rms_norm")?;
-        self.pool
-            .install(|| norm::head_rms_norm(data, w, eps, head_dim))
+        norm::head_rms_norm(&self.pool, data, w, eps, head_dim)
     }
 
     fn linear(
@@ -318,8 +335,10 @@ impl Backend for CpuBackend {
         let bias = bias.map(|b| b.as_vector("linear bias")).transpose()?;
         let src = x.rows(rows, "linear input")?;
         let dst = out.rows_mut(rows, "linear output")?;
-        self.pool
-            .install(|| linear::linear(src, rows, weight, bias, dst, self.threads))
+        // `x` and `out` are distinct (one borrowed shared, one exclusive), so the cache of `x`
+        // stays valid across this call.
+        let mut x_q = x.quantized.try_borrow_mut().ok();
+        linear::linear(&self.pool, src, x_q.as_deref_mut(), rows, weight, bias, dst)
     }
 
     fn rotary(
@@ -362,8 +381,7 @@ impl Backend for CpuBackend {
         let n = batch.num_tokens();
         let qd = q.rows(n, "attention q")?;
         let od = out.rows_mut(n, "attention output")?;
-        self.pool
-            .install(|| attention::paged_attention(cache, layer, batch, params, qd, od))
+        attention::paged_attention(&self.pool, cache, layer, batch, params, qd, od)
     }
 
     fn silu_mul(
@@ -376,7 +394,7 @@ impl Backend for CpuBackend {
         let g = gate.rows(rows, "silu gate")?;
         let u = up.rows(rows, "silu up")?;
         let o = out.rows_mut(rows, "silu output")?;
-        self.pool.install(|| elementwise::silu_mul(g, u, o));
+        elementwise::silu_mul(&self.pool, g, u, o);
         Ok(())
     }
 

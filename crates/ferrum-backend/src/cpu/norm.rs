@@ -1,8 +1,16 @@
 //! RMSNorm variants. Sums of squares accumulate in f64 so long rows lose nothing to rounding.
+//! Rows are independent; a task takes enough rows to be worth a thread.
 
-use rayon::prelude::*;
-
+use super::pool::{par_chunks_mut, Parallel, SendPtr};
 use crate::{BackendError, Result};
+
+/// Elements per task (smaller inputs run on the calling thread alone).
+const TASK_ELEMS: usize = 16 * 1024;
+
+/// Rows per task for rows of `cols`.
+fn rows_per_task(cols: usize) -> usize {
+    TASK_ELEMS.div_ceil(cols.max(1))
+}
 
 fn check(w: &[f32], cols: usize) -> Result<()> {
     if cols == 0 || w.len() != cols {
@@ -30,16 +38,21 @@ fn normalize_into(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
-pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) -> Result<()> {
+pub fn rms_norm(par: &dyn Parallel, x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) -> Result<()> {
     let cols = w.len();
     check(w, cols)?;
-    out.par_chunks_mut(cols)
-        .zip(x.par_chunks(cols))
-        .for_each(|(o, r)| normalize_into(r, w, eps, o));
+    let per = rows_per_task(cols) * cols;
+    par_chunks_mut(par, out, per, |i, o| {
+        let xs = &x[i * per..i * per + o.len()];
+        for (o, r) in o.chunks_mut(cols).zip(xs.chunks(cols)) {
+            normalize_into(r, w, eps, o);
+        }
+    });
     Ok(())
 }
 
 pub fn add_rms_norm(
+    par: &dyn Parallel,
     residual: &mut [f32],
     x: &[f32],
     w: &[f32],
@@ -48,24 +61,48 @@ pub fn add_rms_norm(
 ) -> Result<()> {
     let cols = w.len();
     check(w, cols)?;
-    out.par_chunks_mut(cols)
-        .zip(residual.par_chunks_mut(cols))
-        .zip(x.par_chunks(cols))
-        .for_each(|((o, res), r)| {
+    if residual.len() != out.len() || x.len() != out.len() {
+        return Err(BackendError::Shape {
+            what: "add_rms_norm operands".into(),
+            expected: format!("{} values each", out.len()),
+            got: format!("residual {}, x {}", residual.len(), x.len()),
+        });
+    }
+    let per = rows_per_task(cols) * cols;
+    let res = SendPtr(residual.as_mut_ptr());
+    par_chunks_mut(par, out, per, |i, o| {
+        // SAFETY: task `i` owns rows `i·per .. i·per + o.len()` of `residual` (same length as
+        // `out`, checked above) as it owns them of `out`.
+        let res = unsafe { std::slice::from_raw_parts_mut(res.get().add(i * per), o.len()) };
+        let xs = &x[i * per..i * per + o.len()];
+        for ((o, res), r) in o
+            .chunks_mut(cols)
+            .zip(res.chunks_mut(cols))
+            .zip(xs.chunks(cols))
+        {
             for (a, &b) in res.iter_mut().zip(r) {
                 *a += b;
             }
             normalize_into(res, w, eps, o);
-        });
+        }
+    });
     Ok(())
 }
 
-pub fn head_rms_norm(x: &mut [f32], w: &[f32], eps: f32, head_dim: usize) -> Result<()> {
+pub fn head_rms_norm(
+    par: &dyn Parallel,
+    x: &mut [f32],
+    w: &[f32],
+    eps: f32,
+    head_dim: usize,
+) -> Result<()> {
     check(w, head_dim)?;
-    x.par_chunks_mut(head_dim).for_each(|h| {
-        let s = inv_rms(h, eps);
-        for (v, &g) in h.iter_mut().zip(w) {
-            *v = *v * s * g;
+    par_chunks_mut(par, x, rows_per_task(head_dim) * head_dim, |_, x| {
+        for h in x.chunks_mut(head_dim) {
+            let s = inv_rms(h, eps);
+            for (v, &g) in h.iter_mut().zip(w) {
+                *v = *v * s * g;
+            }
         }
     });
     Ok(())
@@ -80,7 +117,7 @@ mod tests {
         let x = [1.0f32, -2.0, 3.0, 0.5];
         let w = [1.0f32, 0.5, 2.0, 1.0];
         let mut out = [0.0f32; 4];
-        rms_norm(&x, &w, 1e-6, &mut out).unwrap();
+        rms_norm(&super::super::pool::Serial, &x, &w, 1e-6, &mut out).unwrap();
         let ms = x.iter().map(|v| v * v).sum::<f32>() / 4.0;
         for i in 0..4 {
             let e = x[i] / (ms + 1e-6).sqrt() * w[i];
@@ -94,7 +131,7 @@ mod tests {
         let x = [1.0f32, -3.0];
         let w = [1.0f32, 1.0];
         let mut out = [0.0f32; 2];
-        add_rms_norm(&mut res, &x, &w, 0.0, &mut out).unwrap();
+        add_rms_norm(&super::super::pool::Serial, &mut res, &x, &w, 0.0, &mut out).unwrap();
         assert_eq!(res, [2.0, -2.0]);
         assert!((out[0] - 1.0).abs() < 1e-6 && (out[1] + 1.0).abs() < 1e-6);
     }

@@ -12,12 +12,13 @@
 //!   `d = 1 / iscale` as f32 (so `d` may be negative), `bsums[k] = Σ q[16k..16k + 16]`
 //!   (llama.cpp's `quantize_row_q8_K_ref`, which x86 builds call directly).
 //!
-//! Invariant: [`ActBuffer`] keeps the same numbers as the canonical blocks, laid out as separate
+//! Invariants: [`ActBuffer`] keeps the same numbers as the canonical blocks, laid out as separate
 //! arrays (quants, scales as f32, sums) so kernels read scales without converting f16 each time.
-
-use rayon::prelude::*;
+//! The AVX2 block quantizer performs the scalar one's operations lane by lane (abs, max, one
+//! multiply by the same `id`, ties-to-even rounding, NaN to 0), so both give the same bytes.
 
 use super::layout::{f16_bits, round_f16, Q8K_BYTES, Q8_0_BYTES, Q8_1_BYTES, QK, QK_K};
+use crate::cpu::pool::{par_chunks_mut, Parallel, SendPtr};
 use crate::{BackendError, Result};
 
 /// The 8-bit format activations are quantized to for one weight type.
@@ -72,12 +73,19 @@ pub struct ActBuffer {
     bsums: Vec<i16>,
 }
 
-/// Rows below this are quantized on the calling thread (a rayon fork costs more).
-const PARALLEL_MIN_ROWS: usize = 16;
+/// Elements quantized per task (a task must be worth waking a thread for).
+const QUANT_TASK_ELEMS: usize = 16 * 1024;
 
 impl ActBuffer {
     /// Quantizes `rows` rows of `cols` (a multiple of the block size) from `x`, reusing storage.
-    pub fn quantize(&mut self, format: ActFormat, x: &[f32], rows: usize, cols: usize) {
+    pub fn quantize(
+        &mut self,
+        par: &dyn Parallel,
+        format: ActFormat,
+        x: &[f32],
+        rows: usize,
+        cols: usize,
+    ) {
         let bs = format.block_size();
         debug_assert!(cols.is_multiple_of(bs) && x.len() >= rows * cols);
         self.rows = rows;
@@ -90,29 +98,36 @@ impl ActBuffer {
         self.s.resize(rows * self.blocks, 0.0);
         self.bsums.resize(rows * self.sums, 0);
         let (nb, ns) = (self.blocks, self.sums);
-        let rows_iter = x[..rows * cols].chunks_exact(cols);
-        let out = self
-            .qs
-            .chunks_exact_mut(cols)
-            .zip(self.d.chunks_exact_mut(nb));
-        let out = out.zip(
-            self.s
-                .chunks_exact_mut(nb)
-                .zip(self.bsums.chunks_exact_mut(ns)),
+        // Tasks of whole rows, large enough to be worth a thread (a decode step's few rows run
+        // on the calling thread). The quants are split by `par_chunks_mut`, the per-block
+        // arrays by the same row ranges below.
+        let per = QUANT_TASK_ELEMS.div_ceil(cols.max(1));
+        let (d, s, bsums) = (
+            SendPtr(self.d.as_mut_ptr()),
+            SendPtr(self.s.as_mut_ptr()),
+            SendPtr(self.bsums.as_mut_ptr()),
         );
-        if rows < PARALLEL_MIN_ROWS {
-            for (x, ((qs, d), (s, bsums))) in rows_iter.zip(out) {
+        par_chunks_mut(par, &mut self.qs[..rows * cols], per * cols, |t, qs| {
+            let (r0, n) = (t * per, qs.len() / cols.max(1));
+            // SAFETY: rows r0..r0 + n belong to this task only, and their ranges of `d`, `s`
+            // and `bsums` (resized above to `rows` rows) are disjoint from other tasks'.
+            let (d, s, bsums) = unsafe {
+                (
+                    std::slice::from_raw_parts_mut(d.get().add(r0 * nb), n * nb),
+                    std::slice::from_raw_parts_mut(s.get().add(r0 * nb), n * nb),
+                    std::slice::from_raw_parts_mut(bsums.get().add(r0 * ns), n * ns),
+                )
+            };
+            let x = &x[r0 * cols..(r0 + n) * cols];
+            let rows = x
+                .chunks_exact(cols)
+                .zip(qs.chunks_exact_mut(cols))
+                .zip(d.chunks_exact_mut(nb).zip(s.chunks_exact_mut(nb)))
+                .zip(bsums.chunks_exact_mut(ns));
+            for (((x, qs), (d, s)), bsums) in rows {
                 quantize_row(format, x, qs, d, s, bsums);
             }
-        } else {
-            let xs = x[..rows * cols].par_chunks_exact(cols);
-            let qs = self.qs.par_chunks_exact_mut(cols);
-            let ds = self.d.par_chunks_exact_mut(nb);
-            let ss = self.s.par_chunks_exact_mut(nb);
-            let bsums = self.bsums.par_chunks_exact_mut(ns);
-            xs.zip(qs.zip(ds).zip(ss.zip(bsums)))
-                .for_each(|(x, ((qs, d), (s, bsums)))| quantize_row(format, x, qs, d, s, bsums));
-        }
+        });
     }
 
     pub fn rows(&self) -> usize {
@@ -160,7 +175,67 @@ unsafe fn quantize_row_avx2(
     s: &mut [f32],
     bsums: &mut [i16],
 ) {
-    quantize_row_generic(format, x, qs, d, s, bsums)
+    if format == ActFormat::Q8K {
+        return quantize_row_generic(format, x, qs, d, s, bsums);
+    }
+    let blocks = x.chunks_exact(QK).zip(qs.chunks_exact_mut(QK));
+    let meta = d.iter_mut().zip(s.iter_mut()).zip(bsums.iter_mut());
+    for ((x, q), ((d, s), bsum)) in blocks.zip(meta) {
+        // SAFETY: both chunks hold exactly 32 elements; the features were detected.
+        let (scale, sum) = quantize_block_32_avx2(x.as_ptr(), q.as_mut_ptr());
+        *d = round_f16(scale);
+        *s = round_f16(scale * sum as f32);
+        *bsum = sum as i16;
+    }
+}
+
+/// [`quantize_block_32`] with eight lanes: the same operations on each element.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn quantize_block_32_avx2(x: *const f32, q: *mut i8) -> (f32, i32) {
+    use std::arch::x86_64::*;
+    let v: [__m256; 4] = std::array::from_fn(|i| _mm256_loadu_ps(x.add(8 * i)));
+    let sign = _mm256_set1_ps(-0.0);
+    // `maxps` returns its second operand when either is NaN: with the running maximum second,
+    // NaN elements are skipped, as `f32::max` skips them in the scalar fold.
+    let mut m = _mm256_setzero_ps();
+    for v in v {
+        m = _mm256_max_ps(_mm256_andnot_ps(sign, v), m);
+    }
+    let m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+    let m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    let amax = _mm_cvtss_f32(_mm_max_ss(m2, _mm_movehdup_ps(m2)));
+    let d = amax / 127.0;
+    let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+    let mul = _mm256_set1_ps(id);
+    let ints: [__m256i; 4] = std::array::from_fn(|i| {
+        let p = _mm256_mul_ps(v[i], mul);
+        let r = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(p);
+        // `as i8` saturates and maps NaN to 0 (`cvtps2dq` would give i32::MIN for both): zero
+        // the NaNs, then clamp (±inf only arises when 127 / amax overflows).
+        let r = _mm256_and_ps(r, _mm256_cmp_ps::<_CMP_ORD_Q>(r, r));
+        let r = _mm256_min_ps(
+            _mm256_max_ps(r, _mm256_set1_ps(-128.0)),
+            _mm256_set1_ps(127.0),
+        );
+        _mm256_cvtps_epi32(r)
+    });
+    let sum = _mm256_add_epi32(
+        _mm256_add_epi32(ints[0], ints[1]),
+        _mm256_add_epi32(ints[2], ints[3]),
+    );
+    let w01 = _mm256_packs_epi32(ints[0], ints[1]);
+    let w23 = _mm256_packs_epi32(ints[2], ints[3]);
+    let b = _mm256_packs_epi16(w01, w23);
+    let b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(q as *mut __m256i, b);
+    let s4 = _mm_add_epi32(
+        _mm256_castsi256_si128(sum),
+        _mm256_extracti128_si256::<1>(sum),
+    );
+    let s2 = _mm_add_epi32(s4, _mm_unpackhi_epi64(s4, s4));
+    let s1 = _mm_add_epi32(s2, _mm_shuffle_epi32::<1>(s2));
+    (d, _mm_cvtsi128_si32(s1))
 }
 
 #[inline(always)]
@@ -324,13 +399,55 @@ mod tests {
         assert_eq!(bsums[0], -63);
     }
 
+    /// The AVX2 row quantizer writes the generic one's bytes, edge cases included.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_quantizer_equals_generic() {
+        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+            return;
+        }
+        let mut x: Vec<f32> = (0..32 * 40)
+            .map(|i| ((i * 7919 % 1013) as f32 - 506.0) * 0.0173)
+            .collect();
+        // Ties at amax = 127, zeros, NaN, ±inf, a tiny block whose 127/amax overflows.
+        x[0] = 127.0;
+        x[1] = 2.5;
+        x[2] = -3.5;
+        x[32..64].fill(0.0);
+        x[70] = f32::NAN;
+        x[100] = f32::INFINITY;
+        x[101] = -1.0;
+        x[140] = f32::NEG_INFINITY;
+        for (i, v) in x[160..192].iter_mut().enumerate() {
+            *v = if i % 3 == 0 { 1e-39 } else { -2e-39 };
+        }
+        for format in [ActFormat::Q8_0, ActFormat::Q8_1] {
+            let nb = x.len() / 32;
+            let mut a = (
+                vec![0i8; x.len()],
+                vec![0f32; nb],
+                vec![0f32; nb],
+                vec![0i16; nb],
+            );
+            let mut b = a.clone();
+            quantize_row_generic(format, &x, &mut a.0, &mut a.1, &mut a.2, &mut a.3);
+            // SAFETY: the features were checked above.
+            unsafe { quantize_row_avx2(format, &x, &mut b.0, &mut b.1, &mut b.2, &mut b.3) };
+            assert_eq!(a.0, b.0);
+            assert_eq!(a.3, b.3);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&a.1), bits(&b.1));
+            assert_eq!(bits(&a.2), bits(&b.2));
+        }
+    }
+
     #[test]
     fn buffer_matches_canonical_blocks() {
         let x: Vec<f32> = (0..512)
             .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.013)
             .collect();
         let mut buf = ActBuffer::default();
-        buf.quantize(ActFormat::Q8_1, &x, 2, 256);
+        buf.quantize(&crate::cpu::pool::Serial, ActFormat::Q8_1, &x, 2, 256);
         let mut canon = vec![0u8; 16 * Q8_1_BYTES];
         quantize_row_q8_1(&x, &mut canon).unwrap();
         for r in 0..2 {

@@ -29,6 +29,7 @@ mod packed;
 pub use activation::{quantize_row_q8_0, quantize_row_q8_1, quantize_row_q8_k, ActFormat};
 pub use dequant::dequantize_row;
 pub use matmul::{quant_matmul, quant_matmul_prepared, QuantMatrix};
+pub(crate) use matmul::{quant_matmul_prepared_on, QuantizedActs};
 pub use packed::PreparedMatrix;
 
 /// Name of the kernel table in use (`scalar`, `avx2`, `avx2-avxvnni`, `avx2-vnni512`), for logs.

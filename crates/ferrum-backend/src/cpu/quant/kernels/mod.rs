@@ -15,6 +15,8 @@
 //!   block after block, as llama.cpp's VNNI kernels for repacked weights do; again identical
 //!   across variants.
 //! - A tile is 1..=[`MAX_TILE`] activation rows: the weight block is decoded once per tile.
+//!   Group kernels take any number of rows and tile them internally, writing straight into
+//!   the output matrix.
 //! - The table is chosen by run-time feature detection; `FERRUM_QUANT_KERNELS=<name>` (one of
 //!   [`available`]'s names) overrides it, for debugging and comparisons.
 
@@ -23,7 +25,6 @@ use std::sync::OnceLock;
 use ferrum_types::DType;
 
 use super::activation::{ActFormat, ActRow};
-use super::packed::GROUP;
 
 #[cfg(target_arch = "x86_64")]
 mod kquant_avx2;
@@ -51,11 +52,15 @@ pub const MAX_TILE: usize = 4;
 /// came from.
 pub type TileFn = unsafe fn(w: &[u8], nb: usize, xs: &[ActRow<'_>], out: &mut [f32]);
 
-/// `out[j][i] = W_row(i) · xs[j]` for the 16 rows `i` of one interleaved group (`packed.rs`).
+/// `out[j·ld + i] = W_row(i) · xs[j]` for the first `valid` rows `i` of one interleaved group
+/// (`packed.rs`) and every activation row `j` (any number: kernels tile them themselves).
 ///
 /// # Safety
-/// As [`TileFn`], with `g` holding `nb` group-blocks of the kernel's type.
-pub type GroupFn = unsafe fn(g: &[u8], nb: usize, xs: &[ActRow<'_>], out: &mut [[f32; GROUP]]);
+/// `g` holds `nb` group-blocks of the kernel's type; every `xs[j]` holds at least `nb` blocks
+/// of the matching activation format; `1 <= valid <= GROUP`; `out[j·ld .. j·ld + valid]` is
+/// writable for every `j < xs.len()`; the CPU has the features of the kernel's table.
+pub type GroupFn =
+    unsafe fn(g: &[u8], nb: usize, xs: &[ActRow<'_>], out: *mut f32, ld: usize, valid: usize);
 
 /// One kernel per weight type, all for one instruction set.
 #[derive(Debug)]

@@ -7,18 +7,28 @@
 
 use crate::cpu::quant::activation::ActRow;
 use crate::cpu::quant::layout::{f16_at, QK};
-use crate::cpu::quant::packed::{GROUP, Q4_0_GROUP_BYTES, Q4_1_GROUP_BYTES, Q8_0_GROUP_BYTES};
+use crate::cpu::quant::packed::{Q4_0_GROUP_BYTES, Q4_1_GROUP_BYTES, Q8_0_GROUP_BYTES};
 
 /// Q4_1 (`MIN`: `d·q + m`, Q8_1 activations) or Q4_0 (`d·(q − 8)`, Q8_0 activations, the
 /// offset applied through the activation block sum: `Σ (q − 8)·x = Σ q·x − 8·Σx`).
-fn q4<const MIN: bool>(g: &[u8], nb: usize, xs: &[ActRow<'_>], out: &mut [[f32; GROUP]]) {
+///
+/// # Safety
+/// As [`super::GroupFn`].
+unsafe fn q4<const MIN: bool>(
+    g: &[u8],
+    nb: usize,
+    xs: &[ActRow<'_>],
+    out: *mut f32,
+    ld: usize,
+    valid: usize,
+) {
     let gbb = if MIN {
         Q4_1_GROUP_BYTES
     } else {
         Q4_0_GROUP_BYTES
     };
-    for (x, o) in xs.iter().zip(out.iter_mut()) {
-        for (r, o) in o.iter_mut().enumerate() {
+    for (j, x) in xs.iter().enumerate() {
+        for r in 0..valid {
             let mut acc = 0.0f32;
             for b in 0..nb {
                 let p = &g[b * gbb..(b + 1) * gbb];
@@ -37,22 +47,29 @@ fn q4<const MIN: bool>(g: &[u8], nb: usize, xs: &[ActRow<'_>], out: &mut [[f32; 
                     acc = f16_at(p, 288 + 2 * r).mul_add(x.s[b], acc);
                 }
             }
-            *o = acc;
+            // SAFETY: the caller's `out` has row `j` of `ld` values with `valid` in reach.
+            *out.add(j * ld + r) = acc;
         }
     }
 }
 
-pub fn q4_0(g: &[u8], nb: usize, xs: &[ActRow<'_>], out: &mut [[f32; GROUP]]) {
-    q4::<false>(g, nb, xs, out)
+/// # Safety
+/// As [`super::GroupFn`].
+pub unsafe fn q4_0(g: &[u8], nb: usize, xs: &[ActRow<'_>], out: *mut f32, ld: usize, valid: usize) {
+    q4::<false>(g, nb, xs, out, ld, valid)
 }
 
-pub fn q4_1(g: &[u8], nb: usize, xs: &[ActRow<'_>], out: &mut [[f32; GROUP]]) {
-    q4::<true>(g, nb, xs, out)
+/// # Safety
+/// As [`super::GroupFn`].
+pub unsafe fn q4_1(g: &[u8], nb: usize, xs: &[ActRow<'_>], out: *mut f32, ld: usize, valid: usize) {
+    q4::<true>(g, nb, xs, out, ld, valid)
 }
 
-pub fn q8_0(g: &[u8], nb: usize, xs: &[ActRow<'_>], out: &mut [[f32; GROUP]]) {
-    for (x, o) in xs.iter().zip(out.iter_mut()) {
-        for (r, o) in o.iter_mut().enumerate() {
+/// # Safety
+/// As [`super::GroupFn`].
+pub unsafe fn q8_0(g: &[u8], nb: usize, xs: &[ActRow<'_>], out: *mut f32, ld: usize, valid: usize) {
+    for (j, x) in xs.iter().enumerate() {
+        for r in 0..valid {
             let mut acc = 0.0f32;
             for b in 0..nb {
                 let p = &g[b * Q8_0_GROUP_BYTES..(b + 1) * Q8_0_GROUP_BYTES];
@@ -66,7 +83,8 @@ pub fn q8_0(g: &[u8], nb: usize, xs: &[ActRow<'_>], out: &mut [[f32; GROUP]]) {
                 let dw = f16_at(p, 512 + 2 * r);
                 acc = (isum as f32).mul_add(dw * x.d[b], acc);
             }
-            *o = acc;
+            // SAFETY: as in `q4`.
+            *out.add(j * ld + r) = acc;
         }
     }
 }

@@ -4,6 +4,7 @@
 use ferrum_types::DType;
 
 use super::{act_format, available, SCALAR};
+use crate::cpu::pool::Serial;
 use crate::cpu::quant::activation::{ActBuffer, ActFormat, ActRow};
 use crate::cpu::quant::dequant::dequantize_row;
 
@@ -86,7 +87,7 @@ fn every_table_equals_scalar_exactly() {
         let w = random_blocks(dtype, nb, &mut rng);
         let x = random_acts(4 * cols, &mut rng);
         let mut acts = ActBuffer::default();
-        acts.quantize(format, &x, 4, cols);
+        acts.quantize(&Serial, format, &x, 4, cols);
         let rows: Vec<ActRow<'_>> = (0..4).map(|r| acts.row(r)).collect();
         for n in 1..=4 {
             let mut want = vec![0.0f32; n];
@@ -121,7 +122,7 @@ fn scalar_equals_decoded_dot_products() {
             dequantize_row(dtype, &w, &mut wf).unwrap();
             let x = random_acts(cols, &mut rng);
             let mut acts = ActBuffer::default();
-            acts.quantize(format, &x, 1, cols);
+            acts.quantize(&Serial, format, &x, 1, cols);
             let row = acts.row(0);
             let xf = decoded_acts(format, &row);
             let exact: f64 = wf.iter().zip(&xf).map(|(&a, &b)| a as f64 * b).sum();
@@ -177,24 +178,58 @@ fn packed_kernels_agree() {
         let Layout::Interleaved(g) = p.layout() else {
             panic!("{dtype} not interleaved")
         };
-        let x = random_acts(4 * cols, &mut rng);
+        // Enough rows for full tiles and every remainder; fewer than 16 valid columns too.
+        let n_max = 11;
+        let x = random_acts(n_max * cols, &mut rng);
         let mut acts = ActBuffer::default();
-        acts.quantize(format, &x, 4, cols);
-        let xs: Vec<ActRow<'_>> = (0..4).map(|r| acts.row(r)).collect();
-        for n in 1..=4 {
-            let mut want = vec![[0.0f32; GROUP]; n];
-            // SAFETY: sizes as built above; no CPU feature needed.
-            unsafe { SCALAR.get_packed(dtype).unwrap()(g, nb, &xs[..n], &mut want) };
-            for set in available() {
-                let mut got = vec![[0.0f32; GROUP]; n];
-                // SAFETY: `available()` lists only tables this CPU supports.
-                unsafe { set.get_packed(dtype).unwrap()(g, nb, &xs[..n], &mut got) };
-                assert_eq!(got, want, "{} {dtype} tile {n}", set.name);
+        acts.quantize(&Serial, format, &x, n_max, cols);
+        let xs: Vec<ActRow<'_>> = (0..n_max).map(|r| acts.row(r)).collect();
+        for n in 1..=n_max {
+            for valid in [GROUP, 9, 1] {
+                let ld = GROUP + 3;
+                let mut want = vec![f32::NAN; n * ld];
+                // SAFETY: sizes as built above; no CPU feature needed.
+                unsafe {
+                    SCALAR.get_packed(dtype).unwrap()(g, nb, &xs[..n], want.as_mut_ptr(), ld, valid)
+                };
+                for set in available() {
+                    let mut got = vec![f32::NAN; n * ld];
+                    // SAFETY: `available()` lists only tables this CPU supports.
+                    unsafe {
+                        set.get_packed(dtype).unwrap()(g, nb, &xs[..n], got.as_mut_ptr(), ld, valid)
+                    };
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(
+                        bits(&got),
+                        bits(&want),
+                        "{} {dtype} rows {n} valid {valid}",
+                        set.name
+                    );
+                    // Row j of a batch equals row j alone (the tile it lands in changes nothing).
+                    for j in 0..n {
+                        let mut alone = vec![f32::NAN; ld];
+                        // SAFETY: as above.
+                        unsafe {
+                            set.get_packed(dtype).unwrap()(
+                                g,
+                                nb,
+                                &xs[j..j + 1],
+                                alone.as_mut_ptr(),
+                                ld,
+                                valid,
+                            )
+                        };
+                        assert_eq!(bits(&alone[..valid]), bits(&got[j * ld..j * ld + valid]));
+                        assert!(got[j * ld + valid..(j + 1) * ld].iter().all(|v| v.is_nan()));
+                    }
+                }
             }
         }
-        let mut want = vec![[0.0f32; GROUP]; 1];
+        let mut want = [[0.0f32; GROUP]; 1];
         // SAFETY: as above.
-        unsafe { SCALAR.get_packed(dtype).unwrap()(g, nb, &xs[..1], &mut want) };
+        unsafe {
+            SCALAR.get_packed(dtype).unwrap()(g, nb, &xs[..1], want[0].as_mut_ptr(), GROUP, GROUP)
+        };
         let xf = decoded_acts(format, &xs[0]);
         let rb = data.len() / rows;
         for r in 0..rows {
