@@ -235,11 +235,13 @@ unsafe fn q4_zmm<const MIN: bool, const N: usize>(
     } else {
         Q4_0_GROUP_BYTES
     };
+    // Up to four rows, two chains per row (low and high nibbles) halve the dependent
+    // `vpdpbusd` latency; with more rows there are chains enough, and one add fewer per row.
+    let split = N <= 4;
     let mut acc = [_mm512_setzero_ps(); N];
     for b in 0..nb {
         let p = g.as_ptr().add(b * gbb);
         prefetch_ahead(p, gbb);
-        // Two chains per row (low and high nibbles) halve the dependent `vpdpbusd` latency.
         let mut lo_sum: [__m512i; N] = std::array::from_fn(|j| {
             _mm512_set1_epi32(if MIN { 0 } else { q4_0_offset(&xs[j], b) })
         });
@@ -252,12 +254,20 @@ unsafe fn q4_zmm<const MIN: bool, const N: usize>(
                 let xl = _mm512_set1_epi32(quad(&xs[j], b * QK + 4 * c));
                 let xh = _mm512_set1_epi32(quad(&xs[j], b * QK + 16 + 4 * c));
                 lo_sum[j] = _mm512_dpbusd_epi32(lo_sum[j], lo, xl);
-                hi_sum[j] = _mm512_dpbusd_epi32(hi_sum[j], hi, xh);
+                if split {
+                    hi_sum[j] = _mm512_dpbusd_epi32(hi_sum[j], hi, xh);
+                } else {
+                    lo_sum[j] = _mm512_dpbusd_epi32(lo_sum[j], hi, xh);
+                }
             }
         }
         let dw = _mm512_cvtph_ps(_mm256_loadu_si256(p.add(256) as *const __m256i));
         for j in 0..N {
-            let isum = _mm512_add_epi32(lo_sum[j], hi_sum[j]);
+            let isum = if split {
+                _mm512_add_epi32(lo_sum[j], hi_sum[j])
+            } else {
+                lo_sum[j]
+            };
             let scale = _mm512_mul_ps(dw, _mm512_set1_ps(*xs[j].d.get_unchecked(b)));
             acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, acc[j]);
             if MIN {
@@ -279,6 +289,8 @@ unsafe fn q8_0_zmm<const N: usize>(g: &[u8], nb: usize, xs: &[ActRow<'_>], out: 
     for b in 0..nb {
         let p = g.as_ptr().add(b * Q8_0_GROUP_BYTES);
         prefetch_ahead(p, Q8_0_GROUP_BYTES);
+        // Two chains per row for up to four rows, as in `q4_zmm`.
+        let split = N <= 4;
         let mut even: [__m512i; N] =
             std::array::from_fn(|j| _mm512_set1_epi32(-128 * *xs[j].bsums.get_unchecked(b) as i32));
         let mut odd = [_mm512_setzero_si512(); N];
@@ -287,16 +299,20 @@ unsafe fn q8_0_zmm<const N: usize>(g: &[u8], nb: usize, xs: &[ActRow<'_>], out: 
             let u = _mm512_xor_si512(w, flip);
             for j in 0..N {
                 let xb = _mm512_set1_epi32(quad(&xs[j], b * QK + 4 * c));
-                if c % 2 == 0 {
-                    even[j] = _mm512_dpbusd_epi32(even[j], u, xb);
-                } else {
+                if c % 2 == 1 && split {
                     odd[j] = _mm512_dpbusd_epi32(odd[j], u, xb);
+                } else {
+                    even[j] = _mm512_dpbusd_epi32(even[j], u, xb);
                 }
             }
         }
         let dw = _mm512_cvtph_ps(_mm256_loadu_si256(p.add(512) as *const __m256i));
         for j in 0..N {
-            let isum = _mm512_add_epi32(even[j], odd[j]);
+            let isum = if split {
+                _mm512_add_epi32(even[j], odd[j])
+            } else {
+                even[j]
+            };
             let scale = _mm512_mul_ps(dw, _mm512_set1_ps(*xs[j].d.get_unchecked(b)));
             acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, acc[j]);
         }
@@ -336,6 +352,40 @@ macro_rules! kernel {
     };
 }
 
+/// As `kernel!`, eight rows at a time (512-bit kernels: 32 registers hold eight rows' sums).
+macro_rules! kernel8 {
+    ($name:ident, $features:literal, $tile:ident [$($p:tt),*]) => {
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn $name(
+            g: &[u8],
+            nb: usize,
+            xs: &[ActRow<'_>],
+            out: *mut f32,
+            ld: usize,
+            valid: usize,
+        ) {
+            debug_assert!((1..=GROUP).contains(&valid));
+            let mut r = 0;
+            while r + 8 <= xs.len() {
+                let o = Out { ptr: out.add(r * ld), ld, valid };
+                $tile::<$($p,)* 8>(g, nb, &xs[r..r + 8], o);
+                r += 8;
+            }
+            let o = Out { ptr: out.add(r * ld), ld, valid };
+            match xs.len() - r {
+                1 => $tile::<$($p,)* 1>(g, nb, &xs[r..], o),
+                2 => $tile::<$($p,)* 2>(g, nb, &xs[r..], o),
+                3 => $tile::<$($p,)* 3>(g, nb, &xs[r..], o),
+                4 => $tile::<$($p,)* 4>(g, nb, &xs[r..], o),
+                5 => $tile::<$($p,)* 5>(g, nb, &xs[r..], o),
+                6 => $tile::<$($p,)* 6>(g, nb, &xs[r..], o),
+                7 => $tile::<$($p,)* 7>(g, nb, &xs[r..], o),
+                _ => {}
+            }
+        }
+    };
+}
+
 kernel!(q4_0_avx2, "avx2,fma,f16c", q4_ymm [Plain, false]);
 kernel!(q4_1_avx2, "avx2,fma,f16c", q4_ymm [Plain, true]);
 kernel!(q8_0_avx2, "avx2,fma,f16c", q8_0_ymm[Plain]);
@@ -349,14 +399,14 @@ kernel!(
     "avx2,fma,f16c,avx512vnni,avx512vl",
     q8_0_ymm[Vnni512]
 );
-kernel!(
+kernel8!(
     q4_0_avx512,
     "avx2,fma,f16c,avx512f,avx512bw,avx512vnni",
     q4_zmm[false]
 );
-kernel!(
+kernel8!(
     q4_1_avx512,
     "avx2,fma,f16c,avx512f,avx512bw,avx512vnni",
     q4_zmm[true]
 );
-kernel!(q8_0_avx512, "avx2,fma,f16c,avx512f,avx512bw,avx512vnni", q8_0_zmm []);
+kernel8!(q8_0_avx512, "avx2,fma,f16c,avx512f,avx512bw,avx512vnni", q8_0_zmm []);
