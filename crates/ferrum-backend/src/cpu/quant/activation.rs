@@ -157,7 +157,10 @@ fn quantize_row(
     bsums: &mut [i16],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+    if is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+        && is_x86_feature_detected!("f16c")
+    {
         // SAFETY: the features this function is compiled for were just detected.
         unsafe { quantize_row_avx2(format, x, qs, d, s, bsums) };
         return;
@@ -403,7 +406,10 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn avx2_quantizer_equals_generic() {
-        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+        if !(is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c"))
+        {
             return;
         }
         let mut x: Vec<f32> = (0..32 * 40)
