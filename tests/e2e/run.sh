@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end tests of `ferrum serve` with real clients: the official `openai` Python package,
-# curl running the deployment guide's commands, and (when a JDK is present) java.net.http.
+# curl running the deployment guide's commands, and the JDK's java.net.http (installed with apt
+# when missing).
 # Starts the release binary on the default model; installs the `openai` pip package if absent.
 # Usage: tests/e2e/run.sh            (from anywhere; exits non-zero on the first failure)
 set -euo pipefail
@@ -37,9 +38,7 @@ run() {
 run curl-guide bash "$here/curl_guide.sh"
 run openai-sdk python3 "$here/test_openai_sdk.py"
 run load-and-disconnect python3 "$here/test_load.py"
-if [ -f "$here/java/run.sh" ] && command -v javac >/dev/null && command -v java >/dev/null; then
-  run jdk-httpclient bash "$here/java/run.sh"
-fi
+run jdk-httpclient bash "$here/java/run.sh"
 # SIGTERM drains and exits.
 kill -TERM "$pid"
 if wait "$pid"; then passed=$((passed + 1)); echo "ok   sigterm-exit"; else failed=$((failed + 1)); echo "FAIL sigterm-exit"; fi
