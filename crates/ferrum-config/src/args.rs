@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, ValueEnum};
 
 use crate::human::{parse_human_count, parse_max_model_len, ContextLen};
+use crate::models::ModelEntry;
 
 /// Everything `ferrum serve` accepts.
 #[derive(Parser, Debug, Clone)]
@@ -27,6 +28,11 @@ pub struct ServeArgs {
     /// Model folder (Hugging Face layout) or .gguf file.
     #[arg(value_name = "MODEL")]
     pub model_tag: Option<String>,
+
+    /// The `models:` list of the --config file (several models, each with its own settings);
+    /// set by `crate::layers`, empty when the command line or the environment names the model.
+    #[arg(skip)]
+    pub models: Vec<ModelEntry>,
 
     /// A YAML or JSON file whose keys are long flag names (dashes or underscores).
     #[arg(long, value_name = "FILE")]
@@ -49,9 +55,25 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    /// The model to serve: the positional MODEL, else `--model`.
+    /// The first model to serve: the positional MODEL, else the first `--model`, else the first
+    /// entry of `models:`.
     pub fn model_path(&self) -> Option<&str> {
-        self.model_tag.as_deref().or(self.model.model.as_deref())
+        self.model_tag
+            .as_deref()
+            .or(self.model.model.first().map(String::as_str))
+            .or(self.models.first().map(|e| e.model.as_str()))
+    }
+
+    /// Every model given on the command line or in the environment: the positional MODEL, then
+    /// each `--model` in order (a model named twice is served once).
+    pub fn model_paths(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for m in self.model_tag.iter().chain(&self.model.model) {
+            if !out.contains(&m.as_str()) {
+                out.push(m);
+            }
+        }
+        out
     }
 }
 
@@ -59,9 +81,11 @@ impl ServeArgs {
 #[derive(Args, Debug, Clone)]
 #[command(next_help_heading = "Model")]
 pub struct ModelArgs {
-    /// Model folder or .gguf file (the positional MODEL wins when both are given).
-    #[arg(long, value_name = "MODEL")]
-    pub model: Option<String>,
+    /// Model folder or .gguf file. Give it several times to serve several models, each with
+    /// its own engine (the positional MODEL comes first); per-model settings go in the
+    /// --config file's `models:` list.
+    #[arg(long, value_name = "MODEL", action = clap::ArgAction::Append)]
+    pub model: Vec<String>,
     /// Names the API answers to; the first is reported in responses and metrics.
     /// Default: the model's folder or file name.
     #[arg(long, num_args = 1.., value_name = "NAME")]
@@ -243,6 +267,9 @@ pub struct LoggingArgs {
     /// `text` for people, `json` for log collectors (one object per line).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Also append the log lines to this file (the console still gets them).
+    #[arg(long, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
     /// No per-request log line.
     #[arg(long)]
     pub disable_log_requests: bool,

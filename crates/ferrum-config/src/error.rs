@@ -26,6 +26,12 @@ pub enum ConfigError {
     /// A setting has a value that cannot work; `flag` is the one to change.
     #[error("{flag}: {message}")]
     Invalid { flag: &'static str, message: String },
+    /// A model of several has a setting that cannot work.
+    #[error("model {model}: {message}")]
+    ModelEntry { model: String, message: String },
+    /// The models' memory shares do not fit the machine.
+    #[error("memory split: {0}")]
+    MemorySplit(String),
     #[error("no model given: pass MODEL (or --model), set FERRUM_MODEL or MODEL_NAME, or put `model:` in the --config file")]
     NoModel,
 }

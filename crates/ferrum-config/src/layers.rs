@@ -14,7 +14,8 @@
 //!   deployment guides use (`MODEL_NAME`, `MAX_MODEL_LEN`, `GPU_MEMORY_UTILIZATION`,
 //!   `TENSOR_PARALLEL_SIZE`, `VLLM_API_KEY`). A `FERRUM_` variable wins over its alias. Empty
 //!   variables count as unset (compose files often pass `${VAR:-}`).
-//! - A file key that names no flag is an error listing every such key.
+//! - A file key that names no flag is an error listing every such key; `models:` (a list of
+//!   models with per-model settings, `crate::models`) is the one key that is not a flag.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -27,6 +28,7 @@ use serde_json::Value;
 use crate::args::ServeArgs;
 use crate::error::ConfigError;
 use crate::file::{kind, read_config_file};
+use crate::models::parse_model_entries;
 
 /// Shown at the end of `ferrum serve --help`.
 pub const ENV_HELP: &str = "\
@@ -141,8 +143,26 @@ where
         .cloned()
         .or_else(|| env("FERRUM_CONFIG").map(PathBuf::from));
     let mut file_tokens = Vec::new();
+    let mut model_entries = Vec::new();
     if let Some(path) = &config_path {
-        let entries = read_config_file(path)?;
+        let mut entries = read_config_file(path)?;
+        let file_err = |message: String| ConfigError::File {
+            path: path.clone(),
+            message,
+        };
+        // `models:` is the `model` setting for several models at once: the command line or
+        // the environment naming a model overrides it, as they override `model:`.
+        if let Some(i) = entries.iter().position(|e| e.key == "models") {
+            let list = entries.remove(i);
+            if entries.iter().any(|e| e.key == "model") {
+                return Err(file_err(
+                    "give either model (one model) or models (a list), not both".into(),
+                ));
+            }
+            if !from_cli.contains("model") && !from_env.contains("model") {
+                model_entries = parse_model_entries(&list.value).map_err(file_err)?;
+            }
+        }
         let unknown: Vec<String> = entries
             .iter()
             .filter(|e| e.key == "config" || !flags.iter().any(|f| f.key == e.key))
@@ -179,7 +199,12 @@ where
         .chain(env_tokens.iter().cloned())
         .chain(cli.iter().cloned());
     match ServeArgs::command().try_get_matches_from(all) {
-        Ok(m) => ServeArgs::from_arg_matches(&m).map_err(|e| ConfigError::Cli(Box::new(e))),
+        Ok(m) => {
+            let mut args =
+                ServeArgs::from_arg_matches(&m).map_err(|e| ConfigError::Cli(Box::new(e)))?;
+            args.models = model_entries;
+            Ok(args)
+        }
         Err(e) => Err(blame(e, &program, &file_tokens, &env_tokens, config_path)),
     }
 }

@@ -12,6 +12,8 @@ mod error;
 mod file;
 mod human;
 mod layers;
+mod memory;
+mod models;
 mod validate;
 
 pub use args::{
@@ -22,7 +24,9 @@ pub use error::ConfigError;
 pub use file::{read_config_file, FileEntry};
 pub use human::{parse_human_count, parse_max_model_len, ContextLen};
 pub use layers::{load_from, ENV_HELP};
-pub use validate::{GenerationConfig, ReasoningParserKind, ToolParserKind};
+pub use memory::MemoryShare;
+pub use models::{default_names, parse_model_entries, ModelEntry, ModelSpec, ENTRY_KEYS};
+pub use validate::{no_cuda_help, GenerationConfig, ReasoningParserKind, ToolParserKind};
 
 impl ServeArgs {
     /// Parses the process's own environment and `argv` (`argv[0]` the program name).

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::args::{Device, ServeArgs};
 use crate::error::ConfigError;
+use crate::models::ModelSpec;
 
 /// `--tool-call-parser`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,10 +150,7 @@ impl ServeArgs {
             ));
         }
         if p.device == Device::Cuda {
-            return Err(ConfigError::invalid(
-                "--device",
-                "this build has no CUDA backend; use cpu or auto",
-            ));
+            return Err(ConfigError::invalid("--device", no_cuda_help()));
         }
         let m = &self.model;
         if !DTYPES.contains(&m.dtype.as_str()) {
@@ -175,13 +173,17 @@ impl ServeArgs {
                 ));
             }
         }
-        self.generation_config()?;
         let level = self.logging.log_level.to_ascii_lowercase();
         if !LOG_LEVELS.contains(&level.as_str()) {
             return Err(ConfigError::invalid(
                 "--log-level",
                 format!("{level:?} is not one of {}", LOG_LEVELS.join(", ")),
             ));
+        }
+        // Per-model settings last: a single model's are the global flags checked above.
+        let specs = self.model_specs()?;
+        for spec in &specs {
+            check_spec(spec, specs.len() > 1)?;
         }
         Ok(())
     }
@@ -217,44 +219,13 @@ impl ServeArgs {
     }
 
     pub fn generation_config(&self) -> Result<GenerationConfig, ConfigError> {
-        match self.model.generation_config.as_str() {
-            "auto" => Ok(GenerationConfig::Auto),
-            "vllm" => Ok(GenerationConfig::Vllm),
-            dir => {
-                let path = PathBuf::from(dir);
-                if path.join("generation_config.json").is_file() {
-                    Ok(GenerationConfig::Folder(path))
-                } else {
-                    Err(ConfigError::invalid(
-                        "--generation-config",
-                        format!("{dir}: no generation_config.json there; use auto, vllm or a folder holding one"),
-                    ))
-                }
-            }
-        }
+        generation_config(&self.model.generation_config)
     }
 
     /// The `--chat-template` text: read from the file it names, or the value itself when it
     /// is template text. A value that looks like a path but names no file is an error.
     pub fn chat_template_source(&self) -> Result<Option<String>, ConfigError> {
-        let Some(value) = self.model.chat_template.as_deref() else {
-            return Ok(None);
-        };
-        let path = Path::new(value);
-        if path.is_file() {
-            return std::fs::read_to_string(path).map(Some).map_err(|e| {
-                ConfigError::invalid("--chat-template", format!("cannot read {value}: {e}"))
-            });
-        }
-        let looks_like_template =
-            value.contains("{{") || value.contains("{%") || value.contains('\n');
-        if !looks_like_template {
-            return Err(ConfigError::invalid(
-                "--chat-template",
-                format!("{value:?} is neither a file nor template text"),
-            ));
-        }
-        Ok(Some(value.to_string()))
+        chat_template_source(self.model.chat_template.as_deref())
     }
 
     /// The log level as `tracing` spells it.
@@ -267,4 +238,105 @@ impl ServeArgs {
             _ => "info",
         }
     }
+}
+
+pub(crate) fn generation_config(value: &str) -> Result<GenerationConfig, ConfigError> {
+    match value {
+        "auto" => Ok(GenerationConfig::Auto),
+        "vllm" => Ok(GenerationConfig::Vllm),
+        dir => {
+            let path = PathBuf::from(dir);
+            if path.join("generation_config.json").is_file() {
+                Ok(GenerationConfig::Folder(path))
+            } else {
+                Err(ConfigError::invalid(
+                    "--generation-config",
+                    format!("{dir}: no generation_config.json there; use auto, vllm or a folder holding one"),
+                ))
+            }
+        }
+    }
+}
+
+pub(crate) fn chat_template_source(value: Option<&str>) -> Result<Option<String>, ConfigError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let path = Path::new(value);
+    if path.is_file() {
+        return std::fs::read_to_string(path).map(Some).map_err(|e| {
+            ConfigError::invalid("--chat-template", format!("cannot read {value}: {e}"))
+        });
+    }
+    let looks_like_template = value.contains("{{") || value.contains("{%") || value.contains('\n');
+    if !looks_like_template {
+        return Err(ConfigError::invalid(
+            "--chat-template",
+            format!("{value:?} is neither a file nor template text"),
+        ));
+    }
+    Ok(Some(value.to_string()))
+}
+
+/// Checks one model's own settings (a `models:` entry over the global flags).
+/// With several models, errors name the model.
+fn check_spec(spec: &ModelSpec, several: bool) -> Result<(), ConfigError> {
+    let wrap = |e: ConfigError| match several {
+        true => ConfigError::ModelEntry {
+            model: spec.model.clone(),
+            message: e.to_string(),
+        },
+        false => e,
+    };
+    if spec.model.trim().is_empty() {
+        return Err(ConfigError::NoModel);
+    }
+    if let Some(g) = spec.gpu_memory_utilization {
+        if !(g > 0.0 && g <= 1.0) {
+            return Err(wrap(ConfigError::invalid(
+                "gpu-memory-utilization",
+                format!("{g} is not in (0, 1]"),
+            )));
+        }
+    }
+    if spec.kv_cache_memory_bytes == Some(0) {
+        return Err(wrap(ConfigError::invalid(
+            "kv-cache-memory-bytes",
+            "must be above 0",
+        )));
+    }
+    if spec.max_num_seqs == 0 {
+        return Err(wrap(ConfigError::invalid(
+            "max-num-seqs",
+            "must be at least 1",
+        )));
+    }
+    if spec.max_num_batched_tokens == 0 {
+        return Err(wrap(ConfigError::invalid(
+            "max-num-batched-tokens",
+            "must be at least 1",
+        )));
+    }
+    if spec.device == Device::Cuda {
+        return Err(wrap(ConfigError::invalid("--device", no_cuda_help())));
+    }
+    for name in &spec.served_model_name {
+        if name.trim().is_empty() || name.len() > 256 {
+            return Err(wrap(ConfigError::invalid(
+                "--served-model-name",
+                "names must be 1 to 256 characters",
+            )));
+        }
+    }
+    spec.generation_config().map_err(wrap)?;
+    spec.chat_template_source().map_err(wrap)?;
+    Ok(())
+}
+
+/// What to do when `--device cuda` cannot run.
+pub fn no_cuda_help() -> &'static str {
+    "cuda asked for, but no CUDA GPU can be used here (this build has no CUDA backend). \
+     Check that `nvidia-smi` lists a GPU, that the NVIDIA driver is installed on the host, and \
+     in Docker that the container gets the GPU (`--gpus all`, or the compose file's \
+     deploy.resources.reservations.devices); or serve on the CPU with --device cpu"
 }
