@@ -1,40 +1,72 @@
 #!/usr/bin/env bash
 # End-to-end tests of `ferrum serve` with real clients: the official `openai` Python package,
 # curl running the deployment guide's commands, and the JDK's java.net.http (installed with apt
-# when missing).
-# Starts the release binary on the default model; installs the `openai` pip package if absent.
-# Usage: tests/e2e/run.sh            (from anywhere; exits non-zero on the first failure)
+# when missing); first on the default model, then on a random-weight Qwen3 model with the real
+# Qwen vocabulary and vLLM's Qwen flags (reasoning parser, hermes tool calls).
+# Installs what it needs: the default model and Qwen vocabulary (scripts/fetch-*), the `openai`
+# and `jinja2` pip packages, a JDK. Every server it starts is stopped on exit.
+# Usage: tests/e2e/run.sh    (from anywhere; runs every test, prints ok/FAIL per test, exits
+#                             non-zero when any failed)
+#        FERRUM_BIN=path/to/ferrum tests/e2e/run.sh    tests that binary instead of building one
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 here=tests/e2e
 scripts/fetch-default-model >/dev/null
-python3 -c "import openai" 2>/dev/null || python3 -m pip install --quiet openai
-cargo build --release -p ferrum-cli --quiet
-bin="${CARGO_TARGET_DIR:-$root/target}/release/ferrum"
+scripts/fetch-qwen-vocab >/dev/null
+python3 -c "import openai, jinja2" 2>/dev/null || PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet openai jinja2
+target="${CARGO_TARGET_DIR:-$root/target}"
+if [ -n "${FERRUM_BIN:-}" ]; then
+  bin=$FERRUM_BIN
+  cargo build --release -p ferrum-testkit --quiet
+else
+  bin="$target/release/ferrum"
+  cargo build --release -p ferrum-cli -p ferrum-testkit --quiet
+fi
+testkit="$target/release/ferrum-testkit"
 model="$root/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 port=${FERRUM_E2E_PORT:-18431}
 key=e2e-secret-key
-log=$(mktemp)
-pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; rm -f "$log"; }
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
-VLLM_API_KEY=$key "$bin" serve "$model" --served-model-name smollm2 default --port "$port" \
-  --max-model-len 2048 --shutdown-timeout 5 --kv-cache-memory-bytes 512M >"$log" 2>&1 &
-pid=$!
-for _ in $(seq 1 120); do
-  curl -sf "http://127.0.0.1:$port/health" >/dev/null && break
-  kill -0 "$pid" 2>/dev/null || { cat "$log"; echo "server exited"; exit 1; }
-  sleep 0.5
-done
-export E2E_URL="http://127.0.0.1:$port" E2E_KEY=$key E2E_MODEL=smollm2
+# start NAME PORT ARGS...: starts `ferrum serve ARGS` on PORT, logs to $work/NAME.log, waits for
+# /health; prints the log and exits when the server dies or is not ready in 60 s.
+start() {
+  local name=$1 p=$2; shift 2
+  "$bin" serve "$@" --port "$p" >"$work/$name.log" 2>&1 &
+  pids+=($!)
+  local pid=$!
+  for _ in $(seq 1 120); do
+    curl -sf "http://127.0.0.1:$p/health" >/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  cat "$work/$name.log"
+  echo "server $name did not become ready on port $p" >&2
+  exit 1
+}
+
 passed=0
 failed=0
 run() {
   local name=$1; shift
-  if "$@"; then passed=$((passed + 1)); echo "ok   $name"; else failed=$((failed + 1)); echo "FAIL $name"; fi
+  local t0=$SECONDS
+  if "$@"; then passed=$((passed + 1)); echo "ok   $name ($((SECONDS - t0)) s)"
+  else failed=$((failed + 1)); echo "FAIL $name ($((SECONDS - t0)) s)"; fi
 }
+
+# The default model.
+VLLM_API_KEY=$key start smollm2 "$port" "$model" --served-model-name smollm2 default \
+  --max-model-len 2048 --shutdown-timeout 5 --kv-cache-memory-bytes 512M
+pid=${pids[-1]}
+export E2E_URL="http://127.0.0.1:$port" E2E_KEY=$key E2E_MODEL=smollm2
 run curl-guide bash "$here/curl_guide.sh"
 run openai-sdk python3 "$here/test_openai_sdk.py"
 run load-and-disconnect python3 "$here/test_load.py"
@@ -42,7 +74,20 @@ run jdk-httpclient bash "$here/java/run.sh"
 # SIGTERM drains and exits.
 kill -TERM "$pid"
 if wait "$pid"; then passed=$((passed + 1)); echo "ok   sigterm-exit"; else failed=$((failed + 1)); echo "FAIL sigterm-exit"; fi
-pid=""
 run config-precedence bash "$here/config_precedence.sh" "$bin" "$model"
+
+# A random-weight Qwen3 with Qwen's vocabulary, served as vLLM serves Qwen3; a second server of
+# the same model renders only message contents, so that forced tool-call tokens are not in its
+# prompts (see test_qwen3.py).
+qwen="$work/tiny-qwen3"
+"$testkit" make-model --preset tiny_qwen3 --qwen-vocab models/qwen.tiktoken "$qwen"
+printf '%s' "{%- for m in messages %}{{ m['content'] }}{%- endfor %}" >"$work/bare.jinja"
+qwen_flags=(--served-model-name qwen3-tiny --max-model-len 4096 --kv-cache-memory-bytes 64M --api-key "$key"
+  --reasoning-parser qwen3 --enable-auto-tool-choice --tool-call-parser hermes)
+start qwen3 $((port + 1)) "$qwen" "${qwen_flags[@]}"
+start qwen3-bare $((port + 2)) "$qwen" "${qwen_flags[@]}" --chat-template "$work/bare.jinja"
+E2E_URL="http://127.0.0.1:$((port + 1))" E2E_BARE_URL="http://127.0.0.1:$((port + 2))" E2E_MODEL=qwen3-tiny \
+  E2E_MODEL_DIR="$qwen" run qwen3-openai-sdk python3 "$here/test_qwen3.py"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
