@@ -4,7 +4,7 @@
 # when missing); first on the default model, then on a random-weight Qwen3 model with the real
 # Qwen vocabulary and vLLM's Qwen flags (reasoning parser, hermes tool calls).
 # Installs what it needs: the default model and Qwen vocabulary (scripts/fetch-*), the `openai`
-# and `jinja2` pip packages, a JDK. Every server it starts is stopped on exit.
+# and `jinja2` pip packages, curl and a JDK (apt). Every server it starts is stopped on exit.
 # Usage: tests/e2e/run.sh    (from anywhere; runs every test, prints ok/FAIL per test, exits
 #                             non-zero when any failed)
 #        FERRUM_BIN=path/to/ferrum tests/e2e/run.sh    tests that binary instead of building one
@@ -12,6 +12,10 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 here=tests/e2e
+if ! command -v curl >/dev/null; then
+  [ "$(id -u)" -eq 0 ] && sudo="" || sudo=sudo
+  $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null
+fi
 scripts/fetch-default-model >/dev/null
 scripts/fetch-qwen-vocab >/dev/null
 python3 -c "import openai, jinja2" 2>/dev/null || PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet openai jinja2

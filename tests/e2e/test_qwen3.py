@@ -210,6 +210,7 @@ def test_tokenize_renders_the_chat_template():
     check_rendering(MSGS, [TOOL])
     check_rendering(MSGS, None, {"enable_thinking": True})
     check_rendering(MSGS[1:], None, {"enable_thinking": False}, generation_prompt=False)
+    check_rendering([{"role": "user", "content": "巴黎的天气怎么样？"}], [TOOL])
     turns = MSGS + [
         {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function", "function": {
             "name": "get_weather", "arguments": "{\"city\":\"Paris\",\"unit\":\"°C\"}"}}]},
@@ -287,6 +288,31 @@ def test_forced_tool_call():
     assert finish == ["tool_calls"] and len(calls) == 1, (finish, calls)
     assert calls[0].index == 0 and calls[0].id and calls[0].function.name == "get_weather"
     assert json.loads(calls[0].function.arguments) == {"city": "Paris"}
+
+
+def test_forced_reasoning_then_text_then_tool_call():
+    """Reasoning, then text, then a call: each goes to its own field, in that order when streamed."""
+    msgs = [{"role": "user", "content": "Weather in Paris?"}]
+    prompt = post(bare, "/tokenize", {"model": MODEL, "messages": msgs, "tools": [TOOL]})["tokens"]
+    wanted = ["<think>", " Hmm", "</think>", "Sure",
+              '<tool_call>{"name":"get_weather","arguments":{"city": "Paris"}}</tool_call>', EOS]
+    ids, bias = forced_bias(bare, wanted, prompt, step=4.0)
+    kw = dict(model=MODEL, messages=msgs, tools=[TOOL], temperature=0, max_tokens=30, logit_bias=bias,
+              extra_body={"repetition_penalty": 10})
+    r = bare.chat.completions.create(**kw)
+    c = r.choices[0]
+    assert r.usage.completion_tokens == len(ids), r
+    assert (c.message.model_extra["reasoning_content"], c.message.content) == (" Hmm", "Sure"), c
+    assert c.finish_reason == "tool_calls" and [t.function.name for t in c.message.tool_calls] == ["get_weather"]
+    order = []
+    for chunk in bare.chat.completions.create(stream=True, **kw):
+        for ch in chunk.choices:
+            d = ch.delta
+            for field, present in (("reasoning", (d.model_extra or {}).get("reasoning_content")),
+                                   ("content", d.content), ("tool_call", d.tool_calls)):
+                if present and (not order or order[-1] != field):
+                    order.append(field)
+    assert order == ["reasoning", "content", "tool_call"], order
 
 
 def expect(exc, fn, **kw):

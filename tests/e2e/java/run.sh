@@ -8,11 +8,12 @@ if ! command -v java >/dev/null || ! command -v javac >/dev/null; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo=sudo
   echo "installing a JDK with apt" >&2
-  export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
+  # Slim Debian images leave out /usr/share/man, where the JDK's postinst links its man pages.
+  $sudo mkdir -p /usr/share/man/man1
   # Debian 12 has openjdk-17; later releases name their current JDK default-jdk-headless.
-  $sudo apt-get install -y -qq --no-install-recommends openjdk-17-jdk-headless >/dev/null \
-    || $sudo apt-get install -y -qq --no-install-recommends default-jdk-headless >/dev/null
+  install="$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends"
+  $install openjdk-17-jdk-headless >/dev/null || $install default-jdk-headless >/dev/null
   hash -r
 fi
 java -version 2>&1 | head -1 >&2
