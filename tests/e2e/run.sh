@@ -75,8 +75,11 @@ run curl-guide bash "$here/curl_guide.sh"
 run openai-sdk python3 "$here/test_openai_sdk.py"
 run load-and-disconnect python3 "$here/test_load.py"
 run jdk-httpclient bash "$here/java/run.sh"
-# SIGTERM drains and exits.
-kill -TERM "$pid"
+# SIGTERM drains (the test sends it), then the process exits 0.
+before=$failed
+E2E_PID=$pid E2E_SHUTDOWN_TIMEOUT=5 run sigterm-drain python3 "$here/test_drain.py"
+# A failed test may not have signalled; a second SIGTERM during a drain is not wanted otherwise.
+[ "$failed" -eq "$before" ] || kill -TERM "$pid" 2>/dev/null || true
 if wait "$pid"; then passed=$((passed + 1)); echo "ok   sigterm-exit"; else failed=$((failed + 1)); echo "FAIL sigterm-exit"; fi
 run config-precedence bash "$here/config_precedence.sh" "$bin" "$model"
 
