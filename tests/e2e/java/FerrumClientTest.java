@@ -36,8 +36,8 @@ public class FerrumClientTest {
             System.exit(2);
         }
         int failed = 0;
-        String[] names = {"blockingChat", "streamingChatMatchesBlocking", "wrongKeyIs401", "timeoutFreesRequest",
-                "closedStreamFreesRequest"};
+        String[] names = {"blockingChat", "streamingChatMatchesBlocking", "chunkedBodyWithUpgradeOffer",
+                "wrongKeyIs401", "timeoutFreesRequest", "closedStreamFreesRequest"};
         for (String name : names) {
             try {
                 FerrumClientTest.class.getDeclaredMethod(name).invoke(null);
@@ -146,6 +146,23 @@ public class FerrumClientTest {
         check(finish != null, "no finish_reason");
         check(text.toString().equals(blockingContent), "streamed text differs:\n" + text + "\n---\n" + blockingContent);
         check(usage != null && num(usage.get("completion_tokens")) > 0, "usage chunk: " + usage);
+    }
+
+    static void chunkedBodyWithUpgradeOffer() throws Exception {
+        // A streamed body has no Content-Length: the JDK sends it chunked, still offering h2c
+        // (the combination that made uvicorn see an empty body, spring-ai #3060).
+        byte[] json = ("{\"model\":\"" + MODEL + "\",\"messages\":" + MESSAGES + ",\"max_tokens\":4}")
+                .getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        HttpRequest req = HttpRequest.newBuilder(URI.create(URL + "/v1/chat/completions"))
+                .timeout(Duration.ofSeconds(60))
+                .header("Content-Type", "application/json")
+                .header("Authorization", "Bearer " + KEY)
+                .POST(HttpRequest.BodyPublishers.ofInputStream(() -> new java.io.ByteArrayInputStream(json)))
+                .build();
+        HttpResponse<String> r = CLIENT.send(req, HttpResponse.BodyHandlers.ofString());
+        check(r.statusCode() == 200, "status " + r.statusCode() + ": " + r.body());
+        Map<String, Object> usage = obj(obj(Json.parse(r.body())).get("usage"));
+        check(num(usage.get("prompt_tokens")) > 10, "the prompt did not arrive whole: " + usage);
     }
 
     static void wrongKeyIs401() throws Exception {
