@@ -119,6 +119,21 @@ def test_n_seed_logprobs():
     assert [c.message.content for c in again.choices] == [c.message.content for c in r.choices]
 
 
+def test_detokenization_matches_python_utf8():
+    """Random tokens of Qwen's byte-level vocabulary split characters and leave invalid bytes: the
+    text (whole and streamed) must equal Python's UTF-8 decoding, with replacement, of the
+    generated tokens' bytes."""
+    kw = dict(model=MODEL, messages=MSGS, temperature=1.5, seed=4, max_tokens=150, extra_body={"ignore_eos": True})
+    c = client.chat.completions.create(logprobs=True, **kw).choices[0]
+    want = b"".join(bytes(t.bytes) for t in c.logprobs.content).decode("utf-8", "replace")
+    assert c.message.content == want, (c.message.content, want)
+    assert any(ord(ch) > 0x2e80 for ch in want) and "\ufffd" in want, "this seed's text no longer has CJK " \
+        "characters and invalid bytes: pick another seed so that the check covers both"
+    streamed = "".join(ch.choices[0].delta.content or "" for ch in client.chat.completions.create(stream=True, **kw)
+                       if ch.choices)
+    assert streamed == want
+
+
 def test_completions():
     r = client.completions.create(model=MODEL, prompt="The weather in Paris is", max_tokens=5, temperature=0,
                                   extra_body={"ignore_eos": True})
