@@ -1,0 +1,221 @@
+//! ModelScope (`MODELSCOPE_ENDPOINT`/`MODELSCOPE_DOMAIN`, default www.modelscope.cn), with the
+//! endpoints of the `modelscope` library:
+//!
+//! 1. `GET /api/v1/models/{repo}/repo/files?Revision={rev}&Recursive=True`:
+//!    `{"Code": 200, "Data": {"Files": [{"Path", "Type", "Size", "Sha256"}]}}`.
+//! 2. `GET /api/v1/models/{repo}/repo?Revision={rev}&FilePath={path}`: the file, with `Range`.
+//!
+//! Files live where `modelscope` keeps them, `<MODELSCOPE_CACHE>/models/<owner>/<name>` with `.`
+//! in the name written `___`, as plain files; partial downloads sit in its temporary folder
+//! `models/._____temp/<owner>/<name>` until verified against `Size` and `Sha256`.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::download::{download, Digest, Transfer};
+use crate::error::{io_err, HubError, Result};
+use crate::http::{check_status, quote, Client, Follow};
+use crate::model_ref::RepoRef;
+use crate::progress::Progress;
+use crate::selection::{complete_in, plan, shards, Plan};
+use crate::settings::HubConfig;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Listing {
+    code: Option<i64>,
+    message: Option<String>,
+    data: Option<ListingData>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListingData {
+    #[serde(default)]
+    files: Vec<FileMeta>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(rename_all = "PascalCase")]
+struct FileMeta {
+    path: String,
+    #[serde(rename = "Type", default)]
+    kind: String,
+    size: Option<u64>,
+    sha256: Option<String>,
+}
+
+/// Records which revision a folder holds (ModelScope folders carry no commit in their path).
+pub(crate) const REVISION_FILE: &str = ".ferrum-revision";
+
+pub(crate) fn model_dir(cfg: &HubConfig, repo: &RepoRef) -> PathBuf {
+    let (owner, name) = repo.org_and_name();
+    cfg.modelscope_cache
+        .join("models")
+        .join(owner)
+        .join(name.replace('.', "___"))
+}
+
+pub(crate) fn fetch(
+    cfg: &HubConfig,
+    repo: &RepoRef,
+    revision: &str,
+    progress: Progress,
+) -> Result<PathBuf> {
+    let dir = model_dir(cfg, repo);
+    let cached = || {
+        complete_in(&dir, repo).map_err(|missing| HubError::OfflineMissing {
+            repo: repo.display(),
+            revision: revision.into(),
+            cache: cfg.modelscope_cache.clone(),
+            missing,
+        })
+    };
+    if cfg.offline {
+        return cached();
+    }
+    let client = Client::new(cfg.modelscope_token.clone(), &cfg.modelscope_endpoint);
+    let files = match list_files(&client, cfg, repo, revision) {
+        Ok(f) => f,
+        Err(e @ HubError::Network { .. }) => return cached().map_err(|_| e),
+        Err(e) => return Err(e),
+    };
+    let names: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
+    let get = |name: &str| -> Result<PathBuf> {
+        let meta =
+            files
+                .iter()
+                .find(|f| f.path == name)
+                .ok_or_else(|| HubError::EntryNotFound {
+                    repo: repo.repo_id.clone(),
+                    revision: revision.into(),
+                    file: name.into(),
+                })?;
+        fetch_file(&client, cfg, repo, revision, meta, &dir, progress)
+    };
+    let path = match plan(repo, &names)? {
+        Plan::Gguf(f) => get(&f)?,
+        Plan::Folder {
+            files: wanted,
+            index,
+        } => {
+            for f in &wanted {
+                get(f)?;
+            }
+            if let Some(ix) = index {
+                let p = dir.join(&ix);
+                let bytes = std::fs::read(&p).map_err(io_err(&p))?;
+                for shard in shards(&repo.repo_id, &bytes)? {
+                    get(&shard)?;
+                }
+            }
+            dir.clone()
+        }
+    };
+    let rev_file = dir.join(REVISION_FILE);
+    std::fs::write(&rev_file, revision).map_err(io_err(rev_file))?;
+    Ok(path)
+}
+
+fn list_files(
+    client: &Client,
+    cfg: &HubConfig,
+    repo: &RepoRef,
+    revision: &str,
+) -> Result<Vec<FileMeta>> {
+    let url = format!(
+        "{}/api/v1/models/{}/repo/files?Revision={}&Recursive=True",
+        cfg.modelscope_endpoint,
+        repo.repo_id,
+        quote(revision, false)
+    );
+    let (mut reply, url) = client.send("GET", &url, Follow::All, None)?;
+    check_status(&mut reply, &url, &repo.repo_id, revision, None)?;
+    let listing: Listing = reply
+        .body_mut()
+        .with_config()
+        .limit(64 << 20)
+        .read_to_vec()
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice::<Listing>(&b).map_err(|e| e.to_string()))
+        .map_err(|e| {
+            HubError::BadResponse(format!(
+                "{url}: not a ModelScope file listing ({e}); is MODELSCOPE_ENDPOINT right?"
+            ))
+        })?;
+    match (listing.code, listing.data) {
+        (Some(200) | None, Some(d)) => {
+            Ok(d.files.into_iter().filter(|f| f.kind != "tree").collect())
+        }
+        (code, _) => Err(HubError::RepoNotFound {
+            repo: repo.repo_id.clone(),
+            endpoint: format!(
+                "{} (code {}: {})",
+                cfg.modelscope_endpoint,
+                code.unwrap_or_default(),
+                listing.message.unwrap_or_default()
+            ),
+            status: 200,
+            hint: "for a private model set MODELSCOPE_API_TOKEN",
+        }),
+    }
+}
+
+fn fetch_file(
+    client: &Client,
+    cfg: &HubConfig,
+    repo: &RepoRef,
+    revision: &str,
+    meta: &FileMeta,
+    dir: &Path,
+    progress: Progress,
+) -> Result<PathBuf> {
+    if meta.path.starts_with('/') || meta.path.split('/').any(|p| p == "..") {
+        return Err(HubError::BadResponse(format!(
+            "{}: the listing names a path outside the repository: {}",
+            repo.repo_id, meta.path
+        )));
+    }
+    let dest = dir.join(&meta.path);
+    let on_disk = std::fs::metadata(&dest).ok().map(|m| m.len());
+    // A complete file was verified when it was moved here; its size is checked again in case
+    // the hub's copy changed since.
+    if on_disk.is_some() && (meta.size.is_none() || on_disk == meta.size) {
+        return Ok(dest);
+    }
+    let (owner, name) = repo.org_and_name();
+    let incomplete = cfg
+        .modelscope_cache
+        .join("models")
+        .join("._____temp")
+        .join(owner)
+        .join(name)
+        .join(&meta.path);
+    let url = format!(
+        "{}/api/v1/models/{}/repo?Revision={}&FilePath={}",
+        cfg.modelscope_endpoint,
+        repo.repo_id,
+        quote(revision, false),
+        quote(&meta.path, false)
+    );
+    download(
+        client,
+        &Transfer {
+            name: &format!("{}/{}", repo.repo_id, meta.path),
+            url: &url,
+            follow: Follow::All,
+            incomplete: &incomplete,
+            dest: &dest,
+            size: meta.size,
+            digest: meta
+                .sha256
+                .as_deref()
+                .filter(|h| h.len() == 64)
+                .map(|h| Digest::Sha256(h.to_ascii_lowercase())),
+        },
+        cfg,
+        progress,
+    )?;
+    Ok(dest)
+}
