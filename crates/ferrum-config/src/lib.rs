@@ -14,6 +14,7 @@ mod human;
 mod layers;
 mod memory;
 mod models;
+mod reference;
 mod validate;
 
 pub use args::{
@@ -26,6 +27,7 @@ pub use human::{parse_human_count, parse_max_model_len, ContextLen};
 pub use layers::{load_from, ENV_HELP};
 pub use memory::MemoryShare;
 pub use models::{default_names, parse_model_entries, ModelEntry, ModelSpec, ENTRY_KEYS};
+pub use reference::configuration_reference;
 pub use validate::{no_cuda_help, GenerationConfig, ReasoningParserKind, ToolParserKind};
 
 impl ServeArgs {
