@@ -52,6 +52,7 @@ def forced_bias(c, wanted, prompt_ids):
     biases from 100 down to 25, as far apart as the number of tokens allows."""
     ids = [i for piece in wanted for i in (tokenize(piece, c) if isinstance(piece, str) else [piece])]
     assert len(set(ids)) == len(ids), f"forced tokens repeat: {ids}"
+    assert len(ids) <= 13, f"{len(ids)} forced tokens: over 13 the biases come too close together"
     assert not set(ids) & set(prompt_ids), f"forced tokens {set(ids) & set(prompt_ids)} are in the prompt"
     step = min(20.0, 75.0 / max(1, len(ids) - 1))
     return ids, {str(t): 100.0 - step * k for k, t in enumerate(ids)}
