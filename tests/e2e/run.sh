@@ -33,12 +33,18 @@ port=${FERRUM_E2E_PORT:-18431}
 key=e2e-secret-key
 work=$(mktemp -d)
 pids=()
+passed=0
+failed=0
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ "$failed" -gt 0 ]; then
+    for f in "$work"/*.log; do [ -f "$f" ] && { echo "--- last lines of $(basename "$f")"; tail -n 15 "$f"; }; done
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 # start NAME PORT ARGS...: starts `ferrum serve ARGS` on PORT, logs to $work/NAME.log, waits for
 # /health; prints the log and exits when the server dies or is not ready in 60 s.
@@ -57,8 +63,6 @@ start() {
   exit 1
 }
 
-passed=0
-failed=0
 run() {
   local name=$1; shift
   local t0=$SECONDS
@@ -80,6 +84,8 @@ before=$failed
 E2E_PID=$pid E2E_SHUTDOWN_TIMEOUT=5 run sigterm-drain python3 "$here/test_drain.py"
 # A failed test may not have signalled; a second SIGTERM during a drain is not wanted otherwise.
 [ "$failed" -eq "$before" ] || kill -TERM "$pid" 2>/dev/null || true
+for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+kill -KILL "$pid" 2>/dev/null && echo "the server was still running 20 s after SIGTERM"
 if wait "$pid"; then passed=$((passed + 1)); echo "ok   sigterm-exit"; else failed=$((failed + 1)); echo "FAIL sigterm-exit"; fi
 run config-precedence bash "$here/config_precedence.sh" "$bin" "$model"
 
