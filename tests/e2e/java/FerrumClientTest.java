@@ -37,7 +37,7 @@ public class FerrumClientTest {
         }
         int failed = 0;
         String[] names = {"blockingChat", "streamingChatMatchesBlocking", "chunkedBodyWithUpgradeOffer",
-                "wrongKeyIs401", "timeoutFreesRequest", "closedStreamFreesRequest"};
+                "springAiShapedBody", "wrongKeyIs401", "timeoutFreesRequest", "closedStreamFreesRequest"};
         for (String name : names) {
             try {
                 FerrumClientTest.class.getDeclaredMethod(name).invoke(null);
@@ -163,6 +163,22 @@ public class FerrumClientTest {
         check(r.statusCode() == 200, "status " + r.statusCode() + ": " + r.body());
         Map<String, Object> usage = obj(obj(Json.parse(r.body())).get("usage"));
         check(num(usage.get("prompt_tokens")) > 10, "the prompt did not arrive whole: " + usage);
+    }
+
+    static void springAiShapedBody() throws Exception {
+        // What Spring AI's OpenAiApi serializes: content as a list of text parts (spring-ai #998),
+        // OpenAI-only fields vLLM ignores, extra-body options flattened to the top level.
+        String body = "{\"messages\":[{\"content\":[{\"type\":\"text\",\"text\":\"You are a helpful assistant.\"}],"
+                + "\"role\":\"system\"},{\"content\":[{\"type\":\"text\",\"text\":\"What is the capital of France?\"}],"
+                + "\"role\":\"user\"}],\"model\":\"" + MODEL + "\",\"store\":false,\"max_tokens\":32,\"n\":1,"
+                + "\"stream\":false,\"temperature\":0.0,\"top_p\":1.0,\"frequency_penalty\":0.0,\"presence_penalty\":0.0,"
+                + "\"user\":\"backend-1\",\"parallel_tool_calls\":false,\"top_k\":1,\"repetition_penalty\":1.0}";
+        HttpResponse<String> r = CLIENT.send(chat(body, KEY, Duration.ofSeconds(180)), HttpResponse.BodyHandlers.ofString());
+        check(r.statusCode() == 200, "status " + r.statusCode() + ": " + r.body());
+        Map<String, Object> message = obj(obj(list(obj(Json.parse(r.body())).get("choices")).get(0)).get("message"));
+        if (blockingContent != null) {
+            check(blockingContent.equals(message.get("content")), "parts joined differently: " + message.get("content"));
+        }
     }
 
     static void wrongKeyIs401() throws Exception {
