@@ -1,0 +1,148 @@
+//! `ferrum bench latency`: end-to-end time of one batch through the engine in this process, like
+//! `vllm bench latency`: `--batch-size` random-token prompts of `--input-len` tokens, each asked
+//! for exactly `--output-len` tokens (`ignore_eos`, temperature 1, top-p 1), submitted together;
+//! `--num-iters-warmup` untimed batches, then `--num-iters` timed ones.
+//!
+//! Reports the mean and the 10/25/50/75/90/99th percentiles (numpy's linear interpolation) in
+//! seconds, and vLLM's JSON (`avg_latency`, `latencies`, `percentiles`) with `--output-json`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use ferrum_engine::{start_engine, EngineConfig, EngineHandle};
+use ferrum_model::ModelBundle;
+use ferrum_types::{EngineRequest, FinishReason, SamplingParams};
+use serde_json::json;
+
+use super::dataset::{allowed_tokens, sample_random, RandomSpec};
+use super::metrics::percentile;
+use super::report::percentile_word;
+
+#[derive(Args, Debug)]
+pub struct LatencyArgs {
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long, default_value_t = 32)]
+    input_len: usize,
+    #[arg(long, default_value_t = 128)]
+    output_len: usize,
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 10)]
+    num_iters_warmup: usize,
+    #[arg(long, default_value_t = 30)]
+    num_iters: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// CPU threads; 0 uses every core.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    #[arg(long)]
+    kv_cache_memory_bytes: Option<u64>,
+    /// Write vLLM's latency JSON here.
+    #[arg(long)]
+    output_json: Option<PathBuf>,
+}
+
+const PERCENTAGES: [f64; 6] = [10.0, 25.0, 50.0, 75.0, 90.0, 99.0];
+
+/// Runs one batch to completion and returns its wall time in seconds.
+fn run_batch(
+    engine: &EngineHandle,
+    prompts: &[Vec<u32>],
+    a: &LatencyArgs,
+    iter: usize,
+) -> Result<f64> {
+    let start = Instant::now();
+    let streams = prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let sp = SamplingParams {
+                max_tokens: a.output_len,
+                ignore_eos: true,
+                seed: Some(a.seed.wrapping_add((iter * prompts.len() + i) as u64)),
+                ..SamplingParams::default()
+            };
+            engine.add_request(EngineRequest::new(
+                format!("latency-{iter}-{i}"),
+                p.clone(),
+                sp,
+            ))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for (i, mut s) in streams.into_iter().enumerate() {
+        let mut n = 0;
+        while let Some(o) = s.blocking_next() {
+            if o.finish_reason == Some(FinishReason::Error) {
+                bail!("request {i} failed: {}", o.error.unwrap_or_default());
+            }
+            n += o.new_token_ids.len();
+        }
+        if n != a.output_len {
+            bail!("request {i} produced {n} tokens, expected {}", a.output_len);
+        }
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
+pub fn run(a: LatencyArgs) -> Result<std::process::ExitCode> {
+    if a.batch_size == 0 || a.num_iters == 0 || a.output_len == 0 {
+        bail!("--batch-size, --num-iters and --output-len must be at least 1");
+    }
+    let bundle = ModelBundle::open(&a.model)?;
+    let vocab = bundle.tokenizer.vocab_size().min(bundle.config.vocab_size);
+    let allowed = allowed_tokens(vocab, bundle.tokenizer.special_token_ids());
+    let spec = RandomSpec {
+        input_len: a.input_len,
+        output_len: a.output_len,
+        range_ratio: 0.0,
+        prefix_len: 0,
+        seed: a.seed,
+    };
+    // Distinct consecutive-id runs per prompt: no prefix-cache hits inside a batch; each
+    // iteration reuses the same prompts, as vLLM's benchmark does.
+    let prompts: Vec<Vec<u32>> = sample_random(&spec, &allowed, 0, a.batch_size)?
+        .into_iter()
+        .map(|r| r.prompt_ids)
+        .collect();
+    let config = EngineConfig {
+        max_num_seqs: a.batch_size.max(1),
+        max_model_len: a.input_len + a.output_len,
+        // Every iteration sees the same prompts: without this the later ones would skip prefill.
+        enable_prefix_caching: false,
+        kv_cache_memory_bytes: a.kv_cache_memory_bytes,
+        threads: a.threads,
+        seed: Some(a.seed),
+        ..EngineConfig::default()
+    };
+    let (engine, info) = start_engine(bundle, config)?;
+    println!(
+        "Device {}: batch {}, input {}, output {} tokens",
+        info.device, a.batch_size, a.input_len, a.output_len
+    );
+    println!("Warming up...");
+    for i in 0..a.num_iters_warmup {
+        run_batch(&engine, &prompts, &a, i)?;
+    }
+    let mut latencies = Vec::with_capacity(a.num_iters);
+    for i in 0..a.num_iters {
+        latencies.push(run_batch(&engine, &prompts, &a, a.num_iters_warmup + i)?);
+    }
+    engine.shutdown();
+    let avg = latencies.iter().sum::<f64>() / latencies.len() as f64;
+    println!("Avg latency: {avg} seconds");
+    let mut pct = serde_json::Map::new();
+    for p in PERCENTAGES {
+        let v = percentile(&latencies, p);
+        println!("{}% percentile latency: {v} seconds", percentile_word(p));
+        pct.insert(percentile_word(p), json!(v));
+    }
+    if let Some(path) = &a.output_json {
+        let result = json!({ "avg_latency": avg, "latencies": latencies, "percentiles": pct });
+        std::fs::write(path, serde_json::to_string_pretty(&result)?)?;
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
