@@ -15,9 +15,11 @@ use serde::Deserialize;
 
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
-    /// Model folder (Hugging Face layout) or .gguf file.
+    /// Model folder (Hugging Face layout), .gguf file, or hub id (org/name[:file.gguf]).
     #[arg(long)]
     model: PathBuf,
+    #[command(flatten)]
+    source: crate::resolve::SourceArgs,
     /// Raw text prompt (no chat template).
     #[arg(long, conflicts_with_all = ["chat", "prompts_file"])]
     prompt: Option<String>,
@@ -146,7 +148,8 @@ fn check_context(prompt_len: usize, max_tokens: usize, ctx: usize) -> Result<()>
     Ok(())
 }
 
-pub fn run(args: GenerateArgs) -> Result<std::process::ExitCode> {
+pub fn run(mut args: GenerateArgs) -> Result<std::process::ExitCode> {
+    args.model = crate::resolve::resolve_model(&args.model.to_string_lossy(), &args.source)?;
     if let Some(file) = &args.prompts_file {
         return run_file(&args, file);
     }

@@ -2,6 +2,10 @@
 
 mod bench;
 mod generate;
+mod list;
+mod pull;
+mod resolve;
+mod rm;
 mod serve;
 mod validate;
 
@@ -22,6 +26,12 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Check that a model folder or file can be served.
     Validate(validate::ValidateArgs),
+    /// Download a model from the Hugging Face hub (or HF_ENDPOINT) or ModelScope into the local store.
+    Pull(pull::PullArgs),
+    /// List the models in the local store.
+    List(list::ListArgs),
+    /// Delete a model from the local store.
+    Rm(rm::RmArgs),
     /// Benchmarks (vLLM's methodology).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -45,6 +55,9 @@ fn main() -> std::process::ExitCode {
         Command::Generate(a) => generate::run(a),
         Command::Validate(a) => validate::run(a),
         Command::Bench(c) => bench::run(c),
+        Command::Pull(a) => pull::run(a),
+        Command::List(a) => list::run(a),
+        Command::Rm(a) => rm::run(a),
         Command::Serve(_) => unreachable!("handled above"),
     };
     match result {

@@ -143,7 +143,8 @@ fn serve(args: ServeArgs) -> Result<()> {
 
 /// Loads the model, starts the engine and gathers what the routes need.
 fn load(args: &ServeArgs, model_path: &str) -> Result<ModelContext> {
-    let path = Path::new(model_path);
+    let resolved = crate::resolve::resolve_model(model_path, &Default::default())?;
+    let path = resolved.as_path();
     let bundle = ModelBundle::open(path).with_context(|| format!("loading {model_path}"))?;
     let template = match args.chat_template_source()? {
         Some(source) => Some(compile_template(&source, &bundle)?),

@@ -10,8 +10,10 @@ use ferrum_model::{ModelBundle, ModelFiles};
 
 #[derive(Args, Debug)]
 pub struct ValidateArgs {
-    /// Model folder (Hugging Face layout) or .gguf file.
+    /// Model folder (Hugging Face layout), .gguf file, or hub id (org/name[:file.gguf]).
     path: PathBuf,
+    #[command(flatten)]
+    source: crate::resolve::SourceArgs,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -33,7 +35,8 @@ const ROUND_TRIP: &str = "Hello, world! Ferrum validates 123 tokens: naÃ¯ve cafÃ
 pub fn run(args: ValidateArgs) -> Result<std::process::ExitCode> {
     let mut report = serde_json::Map::new();
     let mut problems: Vec<String> = Vec::new();
-    let files = match ModelFiles::discover(&args.path) {
+    let path = crate::resolve::resolve_model(&args.path.to_string_lossy(), &args.source)?;
+    let files = match ModelFiles::discover(&path) {
         Ok(f) => f,
         Err(e) => {
             println!("{}: cannot be served: {e}", args.path.display());

@@ -52,7 +52,8 @@ struct Sample {
 }
 
 pub fn run(a: ThroughputArgs) -> Result<std::process::ExitCode> {
-    let bundle = ModelBundle::open(&a.model)?;
+    let model = crate::resolve::resolve_model(&a.model.to_string_lossy(), &Default::default())?;
+    let bundle = ModelBundle::open(&model)?;
     let vocab = bundle.tokenizer.vocab_size().min(bundle.config.vocab_size) as u64;
     let special: Vec<u32> = bundle.tokenizer.special_token_ids().to_vec();
     let mut rng = Rng::new(a.seed);
