@@ -225,6 +225,16 @@ pub struct ServerArgs {
     /// Origins allowed by CORS (`*` for any). Without one, no CORS headers are sent.
     #[arg(long, num_args = 1.., value_name = "ORIGIN")]
     pub allowed_origins: Vec<String>,
+    /// Methods allowed by CORS (with --allowed-origins); default `*` (any), as in vLLM.
+    #[arg(long, num_args = 1.., value_name = "METHOD")]
+    pub allowed_methods: Vec<String>,
+    /// Request headers allowed by CORS (with --allowed-origins); default `*` (any), as in vLLM.
+    #[arg(long, num_args = 1.., value_name = "HEADER")]
+    pub allowed_headers: Vec<String>,
+    /// Let browsers send cookies and Authorization to the API across origins (CORS
+    /// credentials; with --allowed-origins).
+    #[arg(long)]
+    pub allow_credentials: bool,
     /// Seconds to let running requests finish after SIGTERM before aborting them (0: abort now).
     #[arg(long, default_value_t = 30)]
     pub shutdown_timeout: u64,

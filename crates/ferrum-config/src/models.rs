@@ -130,6 +130,8 @@ fn parse_entry(item: &Value) -> Result<ModelEntry, String> {
         }
     }
     if !unknown.is_empty() {
+        // Sorted: the map's order depends on serde_json's features.
+        unknown.sort();
         return Err(format!(
             "unknown key(s) {}; a model entry takes {}",
             unknown.join(", "),

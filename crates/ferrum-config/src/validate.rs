@@ -81,6 +81,7 @@ impl ServeArgs {
                 ),
             ));
         }
+        check_cors(s)?;
         if s.api_key.iter().any(|k| k.trim().is_empty()) {
             return Err(ConfigError::invalid("--api-key", "a key may not be empty"));
         }
@@ -339,4 +340,39 @@ pub fn no_cuda_help() -> &'static str {
      Check that `nvidia-smi` lists a GPU, that the NVIDIA driver is installed on the host, and \
      in Docker that the container gets the GPU (`--gpus all`, or the compose file's \
      deploy.resources.reservations.devices); or serve on the CPU with --device cpu"
+}
+
+/// CORS values must be what a browser can send: origins as `scheme://host[:port]`, methods
+/// and header names as tokens, each or `*`.
+fn check_cors(s: &crate::args::ServerArgs) -> Result<(), ConfigError> {
+    let token = |v: &str| {
+        !v.is_empty()
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    };
+    for o in &s.allowed_origins {
+        let ok = o == "*"
+            || ((o.starts_with("http://") || o.starts_with("https://"))
+                && !o.ends_with('/')
+                && o.bytes().all(|b| b.is_ascii_graphic()));
+        if !ok {
+            return Err(ConfigError::invalid(
+                "--allowed-origins",
+                format!("{o:?} is not an origin; write it as a browser sends it, e.g. https://app.example.com or http://localhost:3000 (no path, no trailing slash), or *"),
+            ));
+        }
+    }
+    if let Some(m) = s.allowed_methods.iter().find(|m| !token(m)) {
+        return Err(ConfigError::invalid(
+            "--allowed-methods",
+            format!("{m:?} is not an HTTP method (GET, POST, OPTIONS … or *)"),
+        ));
+    }
+    if let Some(h) = s.allowed_headers.iter().find(|h| !token(h)) {
+        return Err(ConfigError::invalid(
+            "--allowed-headers",
+            format!("{h:?} is not a header name (Authorization, Content-Type … or *)"),
+        ));
+    }
+    Ok(())
 }

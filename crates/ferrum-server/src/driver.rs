@@ -20,6 +20,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit};
 
 use crate::error::ApiError;
 use crate::output::{ChoiceConfig, ChoiceState, Delta, FinishReason};
+use crate::registry::ServedModel;
 use crate::state::{AppState, ModelContext};
 
 pub enum Event {
@@ -33,6 +34,8 @@ pub struct RequestInfo {
     pub request_id: String,
     pub endpoint: &'static str,
     pub model: String,
+    /// The model's index in the server (its metrics).
+    pub engine: usize,
     pub stream: bool,
     pub arrival: Instant,
     /// Only with --enable-log-outputs.
@@ -93,10 +96,11 @@ impl Driver {
                 choices.push(ChoiceState::new(index, stream, prompt, config));
             }
         }
-        state
-            .metrics
-            .queue_time
-            .observe(info.arrival.elapsed().as_secs_f64());
+        if let Some(m) = state.models.get(info.engine) {
+            m.metrics
+                .queue_time
+                .observe(info.arrival.elapsed().as_secs_f64());
+        }
         Ok(Self {
             state: state.clone(),
             tokenizer: model.tokenizer.clone(),
@@ -142,9 +146,8 @@ impl Driver {
                 }
                 Next::Output(index, None) => {
                     let reason = self
-                        .state
-                        .model
-                        .get()
+                        .model()
+                        .and_then(|m| m.context.get())
                         .and_then(|m| m.engine.health().err())
                         .unwrap_or_else(|| "the engine stopped".into());
                     let _ = index;
@@ -177,9 +180,16 @@ impl Driver {
         }
     }
 
+    /// The model this request runs on.
+    fn model(&self) -> Option<&ServedModel> {
+        self.state.models.get(self.info.engine)
+    }
+
     fn observe(&self, pos: usize, had_tokens: usize, last: Option<Instant>, new_tokens: usize) {
         let c = &self.choices[pos];
-        let m = &self.state.metrics;
+        let Some(m) = self.model().map(|m| &m.metrics) else {
+            return;
+        };
         if new_tokens > 0 {
             match (had_tokens, last) {
                 (0, _) => m.ttft.observe(self.info.arrival.elapsed().as_secs_f64()),
@@ -203,7 +213,9 @@ impl Driver {
         for c in &mut self.choices {
             if !c.is_finished() {
                 c.abort();
-                self.state.metrics.count_finished("error");
+                if let Some(m) = self.state.models.get(self.info.engine) {
+                    m.metrics.count_finished("error");
+                }
             }
         }
         Event::Error(e)
@@ -247,7 +259,9 @@ impl Drop for Driver {
                 // The client went away (or the response was dropped) mid-generation.
                 c.abort();
                 aborted = true;
-                self.state.metrics.count_finished("abort");
+                if let Some(m) = self.state.models.get(self.info.engine) {
+                    m.metrics.count_finished("abort");
+                }
             }
         }
         if !self.state.options.log_requests {

@@ -34,8 +34,12 @@ pub enum ApiError {
     /// The chat template refused the conversation or failed on it.
     #[error("{0}")]
     Template(String),
-    #[error("the model `{0}` does not exist")]
-    ModelNotFound(String),
+    /// The request's `model` names none of the served models; `available` lists their names.
+    #[error("The model `{model}` does not exist. Available models: {}", available.join(", "))]
+    ModelNotFound {
+        model: String,
+        available: Vec<String>,
+    },
     #[error("no route for {method} {path}")]
     RouteNotFound { method: String, path: String },
     #[error("method {0} is not allowed on this route")]
@@ -90,7 +94,7 @@ impl ApiError {
             | Self::ContextLength { .. }
             | Self::Unsupported { .. }
             | Self::Template(_) => StatusCode::BAD_REQUEST,
-            Self::ModelNotFound(_) | Self::RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            Self::ModelNotFound { .. } | Self::RouteNotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -106,7 +110,7 @@ impl ApiError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Unauthorized => "authentication_error",
-            Self::ModelNotFound(_) | Self::RouteNotFound { .. } => "not_found_error",
+            Self::ModelNotFound { .. } | Self::RouteNotFound { .. } => "not_found_error",
             Self::Overloaded(_) => "rate_limit_error",
             Self::Unavailable(_) => "unavailable_error",
             Self::Engine(_) | Self::Internal(_) => "server_error",
@@ -118,7 +122,7 @@ impl ApiError {
     pub fn code(&self) -> Option<&'static str> {
         match self {
             Self::ContextLength { .. } => Some("context_length_exceeded"),
-            Self::ModelNotFound(_) => Some("model_not_found"),
+            Self::ModelNotFound { .. } => Some("model_not_found"),
             Self::Unauthorized => Some("invalid_api_key"),
             Self::Overloaded(_) => Some("rate_limit_exceeded"),
             Self::Unsupported { .. } => Some("unsupported_parameter"),
@@ -131,7 +135,7 @@ impl ApiError {
             Self::InvalidRequest { param, .. } => param.as_deref(),
             Self::ContextLength { param, .. } => Some(param),
             Self::Unsupported { param, .. } => Some(param),
-            Self::ModelNotFound(_) => Some("model"),
+            Self::ModelNotFound { .. } => Some("model"),
             Self::Template(_) => Some("messages"),
             _ => None,
         }
@@ -171,7 +175,10 @@ mod tests {
     fn every_error_has_the_four_keys() {
         let errors = [
             ApiError::invalid("temperature", "too hot"),
-            ApiError::ModelNotFound("x".into()),
+            ApiError::ModelNotFound {
+                model: "x".into(),
+                available: vec!["y".into()],
+            },
             ApiError::Unauthorized,
             ApiError::Overloaded(3),
             ApiError::Engine("boom".into()),
@@ -192,7 +199,11 @@ mod tests {
             StatusCode::BAD_REQUEST
         );
         assert_eq!(
-            ApiError::ModelNotFound("m".into()).status(),
+            ApiError::ModelNotFound {
+                model: "m".into(),
+                available: Vec::new(),
+            }
+            .status(),
             StatusCode::NOT_FOUND
         );
         let r = ApiError::Overloaded(1).into_response();

@@ -3,7 +3,8 @@
 //! Invariants:
 //! - Names, types and histogram buckets follow vLLM's: counters are families without `_total`
 //!   whose sample carries `_total` (as Python's prometheus_client writes them); every vLLM
-//!   series has the labels `model_name` and `engine`.
+//!   series has the labels `model_name` and `engine` (the model's index when several are
+//!   served), and each family is written once with one sample per model.
 //! - Engine gauges and token counters are read from the engine's stats snapshot at scrape
 //!   time; request latencies are recorded by the server as requests finish.
 //! - Recording is lock-free (atomics); the label sets are fixed at start-up.
@@ -100,35 +101,30 @@ impl Histogram {
     }
 }
 
-pub struct Metrics {
+/// The vLLM series of one model (one engine).
+pub struct ModelMetrics {
     labels: String,
     pub ttft: Histogram,
     pub itl: Histogram,
     pub e2e: Histogram,
     pub queue_time: Histogram,
     success: [AtomicU64; 4],
-    http_count: Vec<AtomicU64>,
-    http_duration: Vec<Histogram>,
 }
 
-impl Metrics {
-    pub fn new(model_name: &str) -> Self {
+impl ModelMetrics {
+    /// `engine` is the model's index (vLLM's `engine` label), `model_name` its first name.
+    pub fn new(engine: usize, model_name: &str) -> Self {
         let escaped = model_name
             .replace('\\', "\\\\")
             .replace('"', "\\\"")
             .replace('\n', "\\n");
-        let n = HANDLERS.len() * METHODS.len();
         Self {
-            labels: format!("engine=\"0\",model_name=\"{escaped}\""),
+            labels: format!("engine=\"{engine}\",model_name=\"{escaped}\""),
             ttft: Histogram::new(TTFT_BUCKETS),
             itl: Histogram::new(ITL_BUCKETS),
             e2e: Histogram::new(LATENCY_BUCKETS),
             queue_time: Histogram::new(LATENCY_BUCKETS),
             success: Default::default(),
-            http_count: (0..n * STATUS_CLASSES.len())
-                .map(|_| AtomicU64::new(0))
-                .collect(),
-            http_duration: (0..n).map(|_| Histogram::new(HTTP_BUCKETS)).collect(),
         }
     }
 
@@ -140,7 +136,27 @@ impl Metrics {
             .unwrap_or(3);
         self.success[i].fetch_add(1, Ordering::Relaxed);
     }
+}
 
+/// HTTP counts and durations, for the whole server.
+pub struct HttpMetrics {
+    http_count: Vec<AtomicU64>,
+    http_duration: Vec<Histogram>,
+}
+
+impl Default for HttpMetrics {
+    fn default() -> Self {
+        let n = HANDLERS.len() * METHODS.len();
+        Self {
+            http_count: (0..n * STATUS_CLASSES.len())
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            http_duration: (0..n).map(|_| Histogram::new(HTTP_BUCKETS)).collect(),
+        }
+    }
+}
+
+impl HttpMetrics {
     /// One HTTP response.
     pub fn record_http(&self, handler: &str, method: &str, status: u16, seconds: f64) {
         let h = HANDLERS
@@ -157,113 +173,7 @@ impl Metrics {
         self.http_duration[hm].observe(seconds);
     }
 
-    /// The text exposition, engine stats included.
-    pub fn render(&self, stats: Option<&EngineStats>) -> String {
-        let mut out = String::with_capacity(16 * 1024);
-        let l = &self.labels;
-        let default_stats = EngineStats::default();
-        let s = stats.unwrap_or(&default_stats);
-        let gauge = |out: &mut String, name: &str, help: &str, v: f64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{{l}}} {v:?}"
-            );
-        };
-        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name}_total{{{l}}} {v}"
-            );
-        };
-        gauge(
-            &mut out,
-            "vllm:num_requests_running",
-            "Requests in the model execution batch.",
-            s.num_running as f64,
-        );
-        gauge(
-            &mut out,
-            "vllm:num_requests_waiting",
-            "Requests waiting to be scheduled.",
-            s.num_waiting as f64,
-        );
-        gauge(
-            &mut out,
-            "vllm:kv_cache_usage_perc",
-            "KV-cache usage; 1 means 100 percent.",
-            s.kv_cache_usage,
-        );
-        counter(
-            &mut out,
-            "vllm:num_preemptions",
-            "Cumulative preemptions.",
-            s.num_preemptions_total,
-        );
-        counter(
-            &mut out,
-            "vllm:prompt_tokens",
-            "Prefill tokens processed.",
-            s.prompt_tokens_total,
-        );
-        counter(
-            &mut out,
-            "vllm:generation_tokens",
-            "Generation tokens processed.",
-            s.generation_tokens_total,
-        );
-        counter(
-            &mut out,
-            "vllm:prefix_cache_queries",
-            "Prefix-cache queries, in tokens.",
-            s.prefix_cache_queries_total,
-        );
-        counter(
-            &mut out,
-            "vllm:prefix_cache_hits",
-            "Prefix-cache hits, in tokens.",
-            s.prefix_cache_hits_total,
-        );
-        let _ = writeln!(
-            out,
-            "# HELP vllm:request_success Finished requests by finish reason.\n# TYPE vllm:request_success counter"
-        );
-        for (reason, c) in FINISH_REASONS.iter().zip(&self.success) {
-            let _ = writeln!(
-                out,
-                "vllm:request_success_total{{{l},finished_reason=\"{reason}\"}} {}",
-                c.load(Ordering::Relaxed)
-            );
-        }
-        for (name, help, h) in [
-            (
-                "vllm:time_to_first_token_seconds",
-                "Time to first token.",
-                &self.ttft,
-            ),
-            (
-                "vllm:inter_token_latency_seconds",
-                "Time between tokens.",
-                &self.itl,
-            ),
-            (
-                "vllm:e2e_request_latency_seconds",
-                "End-to-end request latency.",
-                &self.e2e,
-            ),
-            (
-                "vllm:request_queue_time_seconds",
-                "Time before the engine took the request.",
-                &self.queue_time,
-            ),
-        ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-            h.render(&mut out, name, l);
-        }
-        self.render_http(&mut out);
-        out
-    }
-
-    fn render_http(&self, out: &mut String) {
+    fn render(&self, out: &mut String) {
         let _ = writeln!(out, "# HELP http_requests_total HTTP requests by handler, method and status class.\n# TYPE http_requests_total counter");
         for (h, handler) in HANDLERS.iter().enumerate() {
             for (m, method) in METHODS.iter().enumerate() {
@@ -292,22 +202,135 @@ impl Metrics {
     }
 }
 
+/// A family name, its help, and how to read its value from a stats snapshot.
+type Series<T> = (&'static str, &'static str, fn(&EngineStats) -> T);
+/// A histogram family, and how to find it in a model's metrics.
+type HistogramSeries = (&'static str, &'static str, fn(&ModelMetrics) -> &Histogram);
+
+/// The text exposition: every family once, with one sample (set) per model, engine stats
+/// included, then the HTTP series.
+pub fn render(models: &[(&ModelMetrics, EngineStats)], http: &HttpMetrics) -> String {
+    let mut out = String::with_capacity(16 * 1024 * models.len().max(1));
+    let family = |out: &mut String, kind: &str, name: &str, help: &str| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    let gauges: [Series<f64>; 3] = [
+        (
+            "vllm:num_requests_running",
+            "Requests in the model execution batch.",
+            |s| s.num_running as f64,
+        ),
+        (
+            "vllm:num_requests_waiting",
+            "Requests waiting to be scheduled.",
+            |s| s.num_waiting as f64,
+        ),
+        (
+            "vllm:kv_cache_usage_perc",
+            "KV-cache usage; 1 means 100 percent.",
+            |s| s.kv_cache_usage,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        family(&mut out, "gauge", name, help);
+        for (m, s) in models {
+            let _ = writeln!(out, "{name}{{{}}} {:?}", m.labels, value(s));
+        }
+    }
+    let counters: [Series<u64>; 5] = [
+        ("vllm:num_preemptions", "Cumulative preemptions.", |s| {
+            s.num_preemptions_total
+        }),
+        ("vllm:prompt_tokens", "Prefill tokens processed.", |s| {
+            s.prompt_tokens_total
+        }),
+        (
+            "vllm:generation_tokens",
+            "Generation tokens processed.",
+            |s| s.generation_tokens_total,
+        ),
+        (
+            "vllm:prefix_cache_queries",
+            "Prefix-cache queries, in tokens.",
+            |s| s.prefix_cache_queries_total,
+        ),
+        (
+            "vllm:prefix_cache_hits",
+            "Prefix-cache hits, in tokens.",
+            |s| s.prefix_cache_hits_total,
+        ),
+    ];
+    for (name, help, value) in counters {
+        family(&mut out, "counter", name, help);
+        for (m, s) in models {
+            let _ = writeln!(out, "{name}_total{{{}}} {}", m.labels, value(s));
+        }
+    }
+    family(
+        &mut out,
+        "counter",
+        "vllm:request_success",
+        "Finished requests by finish reason.",
+    );
+    for (m, _) in models {
+        for (reason, c) in FINISH_REASONS.iter().zip(&m.success) {
+            let _ = writeln!(
+                out,
+                "vllm:request_success_total{{{},finished_reason=\"{reason}\"}} {}",
+                m.labels,
+                c.load(Ordering::Relaxed)
+            );
+        }
+    }
+    let histograms: [HistogramSeries; 4] = [
+        (
+            "vllm:time_to_first_token_seconds",
+            "Time to first token.",
+            |m| &m.ttft,
+        ),
+        (
+            "vllm:inter_token_latency_seconds",
+            "Time between tokens.",
+            |m| &m.itl,
+        ),
+        (
+            "vllm:e2e_request_latency_seconds",
+            "End-to-end request latency.",
+            |m| &m.e2e,
+        ),
+        (
+            "vllm:request_queue_time_seconds",
+            "Time before the engine took the request.",
+            |m| &m.queue_time,
+        ),
+    ];
+    for (name, help, hist) in histograms {
+        family(&mut out, "histogram", name, help);
+        for (m, _) in models {
+            hist(m).render(&mut out, name, &m.labels);
+        }
+    }
+    http.render(&mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn exposition_has_vllm_names() {
-        let m = Metrics::new("qwen\"3");
+        let m = ModelMetrics::new(0, "qwen\"3");
+        let http = HttpMetrics::default();
         m.ttft.observe(0.03);
         m.count_finished("stop");
-        m.record_http("/v1/models", "GET", 200, 0.001);
+        http.record_http("/v1/models", "GET", 200, 0.001);
         let stats = EngineStats {
             num_running: 2,
             kv_cache_usage: 0.5,
             ..EngineStats::default()
         };
-        let text = m.render(Some(&stats));
+        let text = render(&[(&m, stats)], &http);
         for needle in [
             "vllm:num_requests_running{engine=\"0\",model_name=\"qwen\\\"3\"} 2.0",
             "vllm:kv_cache_usage_perc{engine=\"0\",model_name=\"qwen\\\"3\"} 0.5",
@@ -320,5 +343,34 @@ mod tests {
         ] {
             assert!(text.contains(needle), "missing {needle}\n{text}");
         }
+    }
+
+    #[test]
+    fn several_models_share_each_family_once() {
+        let a = ModelMetrics::new(0, "a");
+        let b = ModelMetrics::new(1, "b");
+        b.count_finished("length");
+        let sa = EngineStats {
+            num_running: 1,
+            ..EngineStats::default()
+        };
+        let sb = EngineStats {
+            num_running: 3,
+            ..EngineStats::default()
+        };
+        let text = render(&[(&a, sa), (&b, sb)], &HttpMetrics::default());
+        assert_eq!(
+            text.matches("# TYPE vllm:num_requests_running gauge")
+                .count(),
+            1
+        );
+        assert!(text.contains("vllm:num_requests_running{engine=\"0\",model_name=\"a\"} 1.0"));
+        assert!(text.contains("vllm:num_requests_running{engine=\"1\",model_name=\"b\"} 3.0"));
+        assert!(text.contains(
+            "vllm:request_success_total{engine=\"1\",model_name=\"b\",finished_reason=\"length\"} 1"
+        ));
+        assert!(text.contains(
+            "vllm:request_success_total{engine=\"0\",model_name=\"a\",finished_reason=\"length\"} 0"
+        ));
     }
 }

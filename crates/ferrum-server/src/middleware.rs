@@ -38,7 +38,7 @@ pub async fn http_metrics(State(state): State<AppState>, req: Request, next: Nex
         .unwrap_or("other");
     let method = req.method().as_str().to_string();
     let response = next.run(req).await;
-    state.metrics.record_http(
+    state.http_metrics.record_http(
         handler,
         &method,
         response.status().as_u16(),

@@ -1,11 +1,13 @@
-//! The server's shared state: options fixed at start-up, the model (set once it has loaded),
-//! the life-cycle phase, the admission semaphore and the metrics.
+//! The server's shared state: options fixed at start-up, the models (each set once it has
+//! loaded), the life-cycle phase, the admission semaphore and the metrics.
 //!
 //! Invariants:
-//! - The HTTP listener opens before the model loads: `/health` says 503 "loading" and
-//!   `/v1/models` answers from the options, while model routes answer 503 until
-//!   [`AppState::set_ready`] installs the model.
-//! - The phase only moves forward: Loading → Ready → Draining, or to Failed from anywhere.
+//! - The HTTP listener opens before the models load: `/health` says 503 "loading" and
+//!   `/v1/models` answers from the options, while a model's routes answer 503 until
+//!   [`AppState::set_model_ready`] installs it (a model that is ready serves while others
+//!   still load).
+//! - The phase only moves forward: Loading → Ready (every model loaded) → Draining, or to
+//!   Failed from anywhere. An engine that dies fails its own model only; `/health` reports it.
 //! - Nothing here is behind a lock: the model is a `OnceLock`, the phase an atomic, shutdown a
 //!   `watch` channel that every request driver listens to.
 
@@ -13,7 +15,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ferrum_config::{ReasoningParserKind, ServeArgs, ToolParserKind};
+use ferrum_config::{ModelSpec, ReasoningParserKind, ServeArgs, ToolParserKind};
 use ferrum_tokenizer::{ChatTemplate, Tokenizer};
 use ferrum_types::SamplingParams;
 use tokio::sync::{watch, Semaphore};
@@ -21,17 +23,21 @@ use tokio::sync::{watch, Semaphore};
 use crate::auth::ApiKeys;
 use crate::engine::Engine;
 use crate::error::ApiError;
-use crate::metrics::Metrics;
+use crate::metrics::HttpMetrics;
+use crate::registry::{resolve, ModelRoute, ServedModel};
 
 /// Settings of the HTTP layer, fixed at start-up.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
-    /// The names the API answers to; the first is reported and used as the metrics label.
-    pub served_model_names: Vec<String>,
-    /// Where the model came from (reported as `root` in /v1/models).
-    pub model_source: String,
+    /// The models served, in order; the first is the default for requests without `model`.
+    pub models: Vec<ModelRoute>,
     pub api_keys: Vec<String>,
+    /// CORS: off when empty; otherwise these origins (`*` any) with the methods, headers and
+    /// credentials below (empty methods/headers: any, as in vLLM).
     pub allowed_origins: Vec<String>,
+    pub allowed_methods: Vec<String>,
+    pub allowed_headers: Vec<String>,
+    pub allow_credentials: bool,
     pub max_logprobs: usize,
     pub max_body_bytes: u64,
     /// Requests in the server at once (each of `n` choices counts); beyond it 429.
@@ -50,20 +56,21 @@ pub struct ServerOptions {
 }
 
 impl ServerOptions {
-    /// Options from the parsed flags; `default_name` is used when no --served-model-name.
+    /// Options from the parsed flags and the models resolved from them.
     pub fn from_args(
         args: &ServeArgs,
-        default_name: &str,
+        specs: &[ModelSpec],
     ) -> Result<Self, ferrum_config::ConfigError> {
-        let mut names = args.model.served_model_name.clone();
-        if names.is_empty() {
-            names.push(default_name.to_string());
-        }
         Ok(Self {
-            served_model_names: names,
-            model_source: args.model_path().unwrap_or_default().to_string(),
+            models: specs
+                .iter()
+                .map(|s| ModelRoute::new(s.served_model_name.clone(), s.model.clone()))
+                .collect(),
             api_keys: args.server.api_key.clone(),
             allowed_origins: args.server.allowed_origins.clone(),
+            allowed_methods: args.server.allowed_methods.clone(),
+            allowed_headers: args.server.allowed_headers.clone(),
+            allow_credentials: args.server.allow_credentials,
             max_logprobs: args.model.max_logprobs,
             max_body_bytes: args.server.max_request_body_bytes,
             queue_bound: args.scheduler.queue_bound(),
@@ -81,10 +88,12 @@ impl ServerOptions {
     /// Options for tests and embedding: one name, no keys, defaults elsewhere.
     pub fn for_model(name: &str) -> Self {
         Self {
-            served_model_names: vec![name.to_string()],
-            model_source: name.to_string(),
+            models: vec![ModelRoute::new(vec![name.to_string()], name)],
             api_keys: Vec::new(),
             allowed_origins: Vec::new(),
+            allowed_methods: Vec::new(),
+            allowed_headers: Vec::new(),
+            allow_credentials: false,
             max_logprobs: 20,
             max_body_bytes: 8 << 20,
             queue_bound: 1024,
@@ -99,10 +108,11 @@ impl ServerOptions {
         }
     }
 
+    /// The default model's first name.
     pub fn primary_name(&self) -> &str {
-        self.served_model_names
+        self.models
             .first()
-            .map_or("model", String::as_str)
+            .map_or("model", ModelRoute::primary_name)
     }
 }
 
@@ -133,14 +143,15 @@ pub enum Phase {
 pub struct Shared {
     pub options: ServerOptions,
     pub api_keys: ApiKeys,
-    pub model: OnceLock<ModelContext>,
+    /// One per model, in the order of `options.models`.
+    pub models: Vec<ServedModel>,
     phase: AtomicU8,
     failure: OnceLock<String>,
     /// Admission: one permit per choice in the server.
     pub permits: Arc<Semaphore>,
     /// Becomes `true` when the drain time is over: every request driver ends its request.
     pub abort_all: watch::Sender<bool>,
-    pub metrics: Metrics,
+    pub http_metrics: HttpMetrics,
     /// Unix seconds at start, reported as `created` in /v1/models.
     pub created: u64,
 }
@@ -159,25 +170,40 @@ impl std::ops::Deref for AppState {
 impl AppState {
     pub fn new(options: ServerOptions) -> Self {
         let (abort_all, _) = watch::channel(false);
-        let metrics = Metrics::new(options.primary_name());
+        let models = options
+            .models
+            .iter()
+            .enumerate()
+            .map(|(i, route)| ServedModel::new(i, route.clone()))
+            .collect();
         Self(Arc::new(Shared {
             api_keys: ApiKeys::new(&options.api_keys),
             permits: Arc::new(Semaphore::new(options.queue_bound)),
             options,
-            model: OnceLock::new(),
+            models,
             phase: AtomicU8::new(Phase::Loading as u8),
             failure: OnceLock::new(),
             abort_all,
-            metrics,
+            http_metrics: HttpMetrics::default(),
             created: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
         }))
     }
 
-    /// Installs the loaded model and starts serving. A second call is ignored.
+    /// Installs the default (or only) model; see [`AppState::set_model_ready`].
     pub fn set_ready(&self, model: ModelContext) {
-        if self.model.set(model).is_ok() {
+        self.set_model_ready(0, model);
+    }
+
+    /// Installs model `index` once its engine has started; when every model is in, the
+    /// server is ready. A second call for the same model is ignored.
+    pub fn set_model_ready(&self, index: usize, model: ModelContext) {
+        let Some(slot) = self.models.get(index) else {
+            return;
+        };
+        if slot.context.set(model).is_ok() && self.models.iter().all(|m| m.context.get().is_some())
+        {
             let _ = self.phase.compare_exchange(
                 Phase::Loading as u8,
                 Phase::Ready as u8,
@@ -218,10 +244,9 @@ impl AppState {
         }
     }
 
-    /// Why the server is not ready, or `None` when it is (checks the engine too).
+    /// Why the server is not ready, or `None` when every model is (checks the engines too).
     pub fn not_ready_reason(&self) -> Option<String> {
         match self.phase() {
-            Phase::Loading => Some("the model is loading".into()),
             Phase::Draining => Some("the server is shutting down".into()),
             Phase::Failed => Some(
                 self.failure
@@ -229,38 +254,45 @@ impl AppState {
                     .cloned()
                     .unwrap_or_else(|| "the engine failed".into()),
             ),
-            Phase::Ready => {
-                let engine_health = self.model.get().map(|m| m.engine.health());
-                match engine_health {
-                    Some(Err(reason)) => {
-                        self.set_failed(format!("the engine died: {reason}"));
-                        self.failure.get().cloned()
-                    }
-                    _ => None,
-                }
+            Phase::Loading | Phase::Ready => {
+                let several = self.models.len() > 1;
+                let reasons: Vec<String> = self
+                    .models
+                    .iter()
+                    .filter_map(|m| m.not_ready_reason(several))
+                    .collect();
+                (!reasons.is_empty()).then(|| reasons.join("; "))
             }
         }
     }
 
-    /// The model, when requests can be served.
-    pub fn ready_model(&self) -> Result<&ModelContext, ApiError> {
-        if let Some(reason) = self.not_ready_reason() {
+    /// The model a request names (absent: the default) and the name it used; 404 listing
+    /// the served names when there is none.
+    pub fn resolve_model(
+        &self,
+        requested: Option<&str>,
+    ) -> Result<(&ServedModel, String), ApiError> {
+        resolve(&self.models, requested)
+    }
+
+    /// `model`'s engine and tokenizer, when it can serve requests.
+    pub fn ready_model<'a>(&self, model: &'a ServedModel) -> Result<&'a ModelContext, ApiError> {
+        match self.phase() {
+            Phase::Draining | Phase::Failed => {
+                return Err(ApiError::Unavailable(
+                    self.not_ready_reason()
+                        .unwrap_or_else(|| "the server is not ready".into()),
+                ))
+            }
+            Phase::Loading | Phase::Ready => {}
+        }
+        if let Some(reason) = model.not_ready_reason(self.models.len() > 1) {
             return Err(ApiError::Unavailable(reason));
         }
-        self.model
+        model
+            .context
             .get()
             .ok_or_else(|| ApiError::Unavailable("the model is loading".into()))
-    }
-
-    /// Checks the request's `model` against the served names (absent means the default).
-    pub fn check_model_name(&self, requested: Option<&str>) -> Result<String, ApiError> {
-        match requested {
-            None | Some("") => Ok(self.options.primary_name().to_string()),
-            Some(name) if self.options.served_model_names.iter().any(|n| n == name) => {
-                Ok(name.to_string())
-            }
-            Some(name) => Err(ApiError::ModelNotFound(name.to_string())),
-        }
     }
 
     /// Requests (choices) in the server now.

@@ -119,8 +119,8 @@ async fn handle(state: AppState, headers: HeaderMap, body: Body) -> Result<Respo
             tracing::debug!(fields = ?unknown, "ignored unknown request fields");
         }
     }
-    let model_name = state.check_model_name(sampling.model.as_deref())?;
-    let model = state.ready_model()?;
+    let (served, model_name) = state.resolve_model(sampling.model.as_deref())?;
+    let model = state.ready_model(served)?;
     if fields.echo == Some(true) {
         return Err(ApiError::unsupported(
             "echo",
@@ -188,6 +188,7 @@ async fn handle(state: AppState, headers: HeaderMap, body: Body) -> Result<Respo
         request_id: request_id.clone(),
         endpoint: "completions",
         model: model_name.clone(),
+        engine: served.index,
         stream: checked.stream,
         arrival,
         prompt_text: state.options.log_outputs.then(|| texts.join("\n---\n")),

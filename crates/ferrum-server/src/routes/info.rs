@@ -10,13 +10,38 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
+use crate::registry::ServedModel;
 use crate::state::AppState;
 
-/// 200 when requests can be served; 503 with the reason while loading, draining or after an
-/// engine failure.
+/// 200 when every model can serve; 503 with the reason (naming the model that is not ready,
+/// when several are served) while loading, draining or after an engine failure.
 pub async fn health(State(state): State<AppState>) -> Response {
+    let several = state.models.len() > 1;
+    let per_model = || -> Value {
+        state
+            .models
+            .iter()
+            .map(|m| {
+                let status = match m.not_ready_reason(true) {
+                    None => json!({"id": m.primary_name(), "status": "ok"}),
+                    Some(reason) => json!({
+                        "id": m.primary_name(),
+                        "status": if m.context.get().is_none() { "loading" } else { "failed" },
+                        "reason": reason,
+                    }),
+                };
+                status
+            })
+            .collect()
+    };
     match state.not_ready_reason() {
-        None => (StatusCode::OK, axum::Json(json!({"status": "ok"}))).into_response(),
+        None => {
+            let mut body = json!({"status": "ok"});
+            if several {
+                body["models"] = per_model();
+            }
+            (StatusCode::OK, axum::Json(body)).into_response()
+        }
         Some(reason) => {
             let status = match state.phase() {
                 crate::state::Phase::Loading => "loading",
@@ -25,6 +50,9 @@ pub async fn health(State(state): State<AppState>) -> Response {
             };
             let mut body = ApiError::Unavailable(reason).body();
             body["status"] = Value::from(status);
+            if several {
+                body["models"] = per_model();
+            }
             // Retry-After as for any 503, so probes and SDKs back off politely.
             let mut r = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
             r.headers_mut().insert(
@@ -36,32 +64,32 @@ pub async fn health(State(state): State<AppState>) -> Response {
     }
 }
 
-fn model_card(state: &AppState, name: &str) -> Value {
+fn model_card(state: &AppState, model: &ServedModel, name: &str) -> Value {
     json!({
         "id": name,
         "object": "model",
         "created": state.created,
         "owned_by": "ferrum",
-        "root": state.options.model_source,
+        "root": model.route.source,
         "parent": null,
-        "max_model_len": state.model.get().map(|m| m.max_model_len),
+        "max_model_len": model.context.get().map(|m| m.max_model_len),
         "permission": [],
     })
 }
 
+/// Every name of every model, each as its own card (aliases too, as vLLM lists them).
 pub async fn models(State(state): State<AppState>) -> Response {
     let data: Vec<Value> = state
-        .options
-        .served_model_names
+        .models
         .iter()
-        .map(|n| model_card(&state, n))
+        .flat_map(|m| m.route.names.iter().map(|n| model_card(&state, m, n)))
         .collect();
     axum::Json(json!({"object": "list", "data": data})).into_response()
 }
 
 pub async fn model(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    match state.check_model_name(Some(&id)) {
-        Ok(name) => axum::Json(model_card(&state, &name)).into_response(),
+    match state.resolve_model(Some(&id)) {
+        Ok((m, name)) => axum::Json(model_card(&state, m, &name)).into_response(),
         Err(e) => e.into_response(),
     }
 }
@@ -75,8 +103,19 @@ pub async fn ping(State(state): State<AppState>) -> Response {
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let stats = state.model.get().map(|m| m.engine.stats());
-    let text = state.metrics.render(stats.as_ref());
+    let models: Vec<_> = state
+        .models
+        .iter()
+        .map(|m| {
+            let stats = m
+                .context
+                .get()
+                .map(|c| c.engine.stats())
+                .unwrap_or_default();
+            (&m.metrics, stats)
+        })
+        .collect();
+    let text = crate::metrics::render(&models, &state.http_metrics);
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,

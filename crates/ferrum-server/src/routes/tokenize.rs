@@ -40,8 +40,8 @@ async fn handle_tokenize(
 ) -> Result<Response, ApiError> {
     let body = json_object(&headers, body, state.options.max_body_bytes).await?;
     let f: TokenizeFields = read_fields(&body)?;
-    state.check_model_name(f.model.as_deref())?;
-    let model = state.ready_model()?;
+    let (served, _) = state.resolve_model(f.model.as_deref())?;
+    let model = state.ready_model(served)?;
     let encoded = match (&f.prompt, &f.messages) {
         (Some(_), Some(_)) => {
             return Err(ApiError::bad_request(
@@ -107,8 +107,8 @@ async fn handle_detokenize(
 ) -> Result<Response, ApiError> {
     let body = json_object(&headers, body, state.options.max_body_bytes).await?;
     let f: DetokenizeFields = read_fields(&body)?;
-    state.check_model_name(f.model.as_deref())?;
-    let model = state.ready_model()?;
+    let (served, _) = state.resolve_model(f.model.as_deref())?;
+    let model = state.ready_model(served)?;
     let tokens = f
         .tokens
         .ok_or_else(|| ApiError::invalid("tokens", "`tokens` is required"))?;
