@@ -27,9 +27,10 @@ pub(crate) struct Client {
 pub(crate) enum Follow {
     /// All (downloads: the hub answers 302 to a CDN for large files).
     All,
-    /// Only those to the same host (metadata: a renamed repository redirects to its new name,
-    /// but the CDN redirect carries the headers we want).
-    SameHost,
+    /// Only relative ones, as `huggingface_hub` does for metadata: a renamed repository
+    /// redirects to its new path, while the absolute redirect to the CDN (even one on the same
+    /// host, as some mirrors do) carries the `X-Linked-*` headers we want.
+    Relative,
 }
 
 impl Client {
@@ -59,7 +60,6 @@ impl Client {
         follow: Follow,
         range_from: Option<u64>,
     ) -> Result<(Reply, String)> {
-        let origin = host_of(url).to_string();
         let mut current = url.to_string();
         for _ in 0..=MAX_REDIRECTS {
             let to_hub = host_of(&current) == self.auth_host;
@@ -83,11 +83,11 @@ impl Client {
             let Some(location) = header(&reply, "location") else {
                 return Ok((reply, current));
             };
-            let next = join_url(&current, &location);
-            if follow == Follow::SameHost && host_of(&next) != origin {
+            let relative = location.starts_with('/') && !location.starts_with("//");
+            if follow == Follow::Relative && !relative {
                 return Ok((reply, current));
             }
-            current = next;
+            current = join_url(&current, &location);
         }
         Err(HubError::Network {
             url: url.into(),

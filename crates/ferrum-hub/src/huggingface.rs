@@ -2,7 +2,7 @@
 //!
 //! 1. `GET /api/models/{repo}/revision/{rev}`: the commit a branch or tag points to, and the
 //!    file list (`siblings[].rfilename`).
-//! 2. `HEAD /{repo}/resolve/{commit}/{file}`, redirects to other hosts not followed: the etag
+//! 2. `HEAD /{repo}/resolve/{commit}/{file}`, only relative redirects followed: the etag
 //!    (`X-Linked-Etag` for LFS files, else `ETag`), the size (`X-Linked-Size`, else
 //!    `Content-Length`) and, for LFS files, the CDN URL in `Location`.
 //! 3. `GET` of that URL into `blobs/<etag>.incomplete`, then the blob and a snapshot link.
@@ -173,7 +173,7 @@ impl Files<'_> {
             self.commit,
             quote(file, true)
         );
-        let (mut reply, url) = self.client.send("HEAD", &url, Follow::SameHost, None)?;
+        let (mut reply, url) = self.client.send("HEAD", &url, Follow::Relative, None)?;
         check_status(&mut reply, &url, repo, self.commit, Some(file))?;
         let etag = header(&reply, "x-linked-etag")
             .or_else(|| header(&reply, "etag"))

@@ -39,6 +39,7 @@ fn sharded_repo() -> Repo {
             "onnx/model.onnx".into(),
         ],
         token: None,
+        cdn_on_hub: false,
     }
 }
 
@@ -330,6 +331,7 @@ fn a_gguf_repository_downloads_only_the_named_file() {
                 .collect(),
             files,
             token: None,
+            cdn_on_hub: false,
         },
     );
     let cfg = env.cfg(&[]);
@@ -440,4 +442,32 @@ fn list_and_remove_manage_the_store() {
         .expect_err("gone")
         .to_string();
     assert!(msg.contains("ferrum list"), "{msg}");
+}
+
+#[test]
+fn an_absolute_redirect_to_the_same_host_is_not_followed_for_metadata() {
+    // huggingface_hub follows only relative redirects when it reads a file's metadata: the
+    // X-Linked-* headers are on the redirect itself, wherever it points.
+    let env = Env::new();
+    let mut repo = sharded_repo();
+    repo.cdn_on_hub = true;
+    env.hub.add("org/mirror", repo.clone());
+    let snap = pull("org/mirror", &env.cfg(&[])).expect("pull");
+    let shard = "model-00001-of-00002.safetensors";
+    assert_eq!(
+        std::fs::read(snap.join(shard)).expect("shard"),
+        repo.files[shard]
+    );
+    let target = std::fs::read_link(snap.join(shard)).expect("link");
+    assert_eq!(
+        target,
+        Path::new("../../blobs").join(sha256_hex(&repo.files[shard]))
+    );
+    let heads_of_lfs = env
+        .hub
+        .log()
+        .iter()
+        .filter(|l| l.method == "HEAD" && l.path.starts_with("/lfs/"))
+        .count();
+    assert_eq!(heads_of_lfs, 0);
 }

@@ -43,6 +43,8 @@ pub struct Repo {
     pub lfs: Vec<String>,
     /// A token the repository requires (gated).
     pub token: Option<String>,
+    /// Redirect LFS files to an absolute URL on the hub's own host (as some mirrors do).
+    pub cdn_on_hub: bool,
 }
 
 #[derive(Default)]
@@ -268,7 +270,7 @@ fn ranged(req: &Req, body: &[u8], faults: &mut Faults, lfs: bool) -> Reply {
 
 fn route(req: &Req, server: &str, st: &mut State, cdn_url: &str) -> Reply {
     let p = req.path.trim_start_matches('/');
-    if server == "cdn" {
+    if server == "cdn" || p.starts_with("lfs/") {
         // /lfs/<sha256>
         let Some(sha) = p.strip_prefix("lfs/") else {
             return reply(404);
@@ -339,7 +341,17 @@ fn route(req: &Req, server: &str, st: &mut State, cdn_url: &str) -> Reply {
             .h("X-Linked-Etag", format!("\"{sha}\""))
             .h("X-Linked-Size", body.len().to_string())
             .h("ETag", "\"not-the-content-hash\"")
-            .h("Location", format!("{cdn_url}/lfs/{sha}"))
+            .h(
+                "Location",
+                if repo.cdn_on_hub {
+                    format!(
+                        "http://{}/lfs/{sha}",
+                        req.headers.get("host").cloned().unwrap_or_default()
+                    )
+                } else {
+                    format!("{cdn_url}/lfs/{sha}")
+                },
+            )
             .h("Content-Length", "0");
     }
     let r = ranged(req, body, &mut st.faults, false)
