@@ -21,6 +21,9 @@ pub enum BackendError {
     Batch(String),
     #[error("out of memory: {0}")]
     OutOfMemory(String),
+    /// A device backend failed (driver, library or kernel); the message names which.
+    #[error("{0}")]
+    Device(String),
     #[error(transparent)]
     DType(#[from] ferrum_types::DTypeError),
 }

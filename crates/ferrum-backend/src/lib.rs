@@ -10,6 +10,7 @@
 
 mod batch;
 pub mod cpu;
+pub mod cuda;
 mod error;
 mod tensor;
 

@@ -1,0 +1,68 @@
+//! Linear layers through cuBLAS: bf16 operands, f32 accumulation, bf16 result.
+
+use std::sync::Arc;
+
+use cudarc::cublas::sys::{cublasComputeType_t, cublasGemmAlgo_t, cublasOperation_t, cudaDataType};
+use cudarc::cublas::CudaBlas;
+use cudarc::driver::CudaStream;
+
+use super::CudaError;
+
+pub struct Blas {
+    inner: CudaBlas,
+}
+
+impl Blas {
+    pub fn new(stream: Arc<CudaStream>) -> Result<Self, CudaError> {
+        Ok(Self {
+            inner: CudaBlas::new(stream)?,
+        })
+    }
+
+    /// `y[rows, n_out] = x[rows, k] · w[n_out, k]ᵀ` with row-major operands at device
+    /// addresses `x`, `w`, `y`.
+    ///
+    /// Row-major `y` is column-major `yᵀ` (`n_out × rows`, leading dimension `n_out`), and
+    /// `yᵀ = w · xᵀ`: column-major `w` seen as `k × n_out` transposed, times column-major `xᵀ`.
+    pub fn linear(
+        &self,
+        x: u64,
+        w: u64,
+        y: u64,
+        rows: usize,
+        k: usize,
+        n_out: usize,
+    ) -> Result<(), CudaError> {
+        let alpha = 1.0f32;
+        let beta = 0.0f32;
+        let dim = |v: usize| {
+            i32::try_from(v).map_err(|_| CudaError::Unsupported(format!("GEMM dimension {v}")))
+        };
+        // SAFETY: the caller passes live device buffers of at least the sizes named (checked in
+        // `CudaBackend::linear`); alpha and beta outlive the call, which only enqueues work.
+        unsafe {
+            cudarc::cublas::result::gemm_ex(
+                *self.inner.handle(),
+                cublasOperation_t::CUBLAS_OP_T,
+                cublasOperation_t::CUBLAS_OP_N,
+                dim(n_out)?,
+                dim(rows)?,
+                dim(k)?,
+                (&alpha as *const f32).cast(),
+                w as *const _,
+                cudaDataType::CUDA_R_16BF,
+                dim(k)?,
+                x as *const _,
+                cudaDataType::CUDA_R_16BF,
+                dim(k)?,
+                (&beta as *const f32).cast(),
+                y as *mut _,
+                cudaDataType::CUDA_R_16BF,
+                dim(n_out)?,
+                cublasComputeType_t::CUBLAS_COMPUTE_32F,
+                cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,191 @@
+//! Our CUDA kernels: `.cu` sources embedded in the binary, compiled with NVRTC at start-up for
+//! the card's architecture, and cached on disk as PTX.
+//!
+//! Invariants:
+//! - The sources include no CUDA header (bf16 travels as raw bits, see `common.cuh`), so NVRTC
+//!   needs no include path and the toolkit's headers are not a run-time dependency.
+//! - A cache entry is named by the SHA-256 of (sources, compile options, NVRTC version) and the
+//!   target architecture; a changed kernel, option or compiler never reuses an old entry. Entries
+//!   are written to a temporary name and renamed, so a reader never sees half a file.
+//! - A cache that cannot be read or written only costs a compile; it never fails start-up.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use cudarc::driver::{CudaContext, CudaFunction, CudaModule};
+use cudarc::nvrtc::{CompileOptions, Ptx};
+use sha2::{Digest, Sha256};
+
+use super::CudaError;
+
+/// The kernel sources, concatenated in this order into one compilation unit.
+const SOURCES: [(&str, &str); 6] = [
+    ("common.cuh", include_str!("kernels/common.cuh")),
+    ("embedding.cu", include_str!("kernels/embedding.cu")),
+    ("norm.cu", include_str!("kernels/norm.cu")),
+    ("rope.cu", include_str!("kernels/rope.cu")),
+    ("kv_cache.cu", include_str!("kernels/kv_cache.cu")),
+    ("attention.cu", include_str!("kernels/attention.cu")),
+];
+
+/// Head sizes with an attention kernel instance (`paged_attention_<D>`).
+pub const ATTENTION_HEAD_DIMS: [usize; 6] = [16, 32, 64, 96, 128, 256];
+
+/// The whole compilation unit, with `#line` markers so NVRTC's messages name the right file.
+pub fn source() -> String {
+    let mut s = String::new();
+    for (name, text) in SOURCES {
+        s.push_str(&format!("#line 1 \"{name}\"\n"));
+        s.push_str(text);
+        s.push('\n');
+    }
+    s
+}
+
+fn options(arch: u32) -> Vec<String> {
+    vec![
+        format!("--gpu-architecture=compute_{arch}"),
+        "--std=c++17".into(),
+        "--use_fast_math".into(),
+        // Keep exact division and square roots where the reference has them.
+        "--prec-div=true".into(),
+        "--prec-sqrt=true".into(),
+    ]
+}
+
+fn nvrtc_version() -> String {
+    let (mut major, mut minor) = (0, 0);
+    // SAFETY: the caller checked that the NVRTC library is present (see `device::probe`);
+    // the call only writes the two integers.
+    let r = unsafe { cudarc::nvrtc::sys::nvrtcVersion(&mut major, &mut minor) };
+    if r == cudarc::nvrtc::sys::nvrtcResult::NVRTC_SUCCESS {
+        format!("{major}.{minor}")
+    } else {
+        "unknown".into()
+    }
+}
+
+/// The cache key: everything that changes the PTX.
+pub fn cache_key(arch: u32) -> String {
+    let mut h = Sha256::new();
+    h.update(source().as_bytes());
+    for o in options(arch) {
+        h.update(o.as_bytes());
+        h.update([0]);
+    }
+    h.update(nvrtc_version().as_bytes());
+    let digest = h.finalize();
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{hex}-sm_{arch}")
+}
+
+/// `$FERRUM_CACHE_DIR/kernels`, else `$XDG_CACHE_HOME/ferrum/kernels`, else
+/// `$HOME/.cache/ferrum/kernels`.
+pub fn cache_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("FERRUM_CACHE_DIR") {
+        return Some(PathBuf::from(d).join("kernels"));
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(d).join("ferrum").join("kernels"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/ferrum/kernels"))
+}
+
+/// Compiles the sources to PTX for `compute_<arch>` with NVRTC.
+pub fn compile(arch: u32) -> Result<String, CudaError> {
+    let opts = CompileOptions {
+        options: options(arch),
+        name: Some("ferrum_kernels.cu".into()),
+        ..CompileOptions::default()
+    };
+    let ptx = cudarc::nvrtc::compile_ptx_with_opts(source(), opts)
+        .map_err(|e| CudaError::Compile(format!("{e:?}")))?;
+    Ok(ptx.to_src())
+}
+
+/// PTX for `arch`, from the disk cache or freshly compiled (and then cached).
+pub fn ptx_for(arch: u32) -> Result<String, CudaError> {
+    let key = cache_key(arch);
+    let path = cache_dir().map(|d| d.join(format!("{key}.ptx")));
+    if let Some(p) = &path {
+        if let Ok(text) = std::fs::read_to_string(p) {
+            tracing::debug!(path = %p.display(), "CUDA kernels from the cache");
+            return Ok(text);
+        }
+    }
+    let t = std::time::Instant::now();
+    let ptx = compile(arch)?;
+    tracing::info!(
+        arch = format!("sm_{arch}"),
+        ms = t.elapsed().as_millis() as u64,
+        "compiled CUDA kernels with NVRTC"
+    );
+    if let Some(p) = &path {
+        if let Err(e) = store(p, &ptx) {
+            tracing::warn!(path = %p.display(), error = %e, "could not cache the CUDA kernels");
+        }
+    }
+    Ok(ptx)
+}
+
+fn store(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Handles to every kernel of the loaded module.
+pub struct Kernels {
+    _module: Arc<CudaModule>,
+    pub embedding: CudaFunction,
+    pub gather_rows: CudaFunction,
+    pub rms_norm: CudaFunction,
+    pub add_rms_norm: CudaFunction,
+    pub head_rms_norm: CudaFunction,
+    pub rotary: CudaFunction,
+    pub write_kv: CudaFunction,
+    pub add_bias: CudaFunction,
+    pub silu_mul: CudaFunction,
+    /// One per entry of [`ATTENTION_HEAD_DIMS`].
+    pub attention: Vec<(usize, CudaFunction)>,
+}
+
+impl Kernels {
+    pub fn load(ctx: &Arc<CudaContext>, arch: u32) -> Result<Self, CudaError> {
+        let module = ctx
+            .load_module(Ptx::from_src(ptx_for(arch)?))
+            .map_err(|e| CudaError::Driver(format!("loading the kernel module: {e}")))?;
+        let f = |name: &str| {
+            module
+                .load_function(name)
+                .map_err(|e| CudaError::Driver(format!("kernel {name}: {e}")))
+        };
+        let mut attention = Vec::new();
+        for d in ATTENTION_HEAD_DIMS {
+            attention.push((d, f(&format!("paged_attention_{d}"))?));
+        }
+        Ok(Self {
+            embedding: f("embedding")?,
+            gather_rows: f("gather_rows")?,
+            rms_norm: f("rms_norm")?,
+            add_rms_norm: f("add_rms_norm")?,
+            head_rms_norm: f("head_rms_norm")?,
+            rotary: f("rotary")?,
+            write_kv: f("write_kv")?,
+            add_bias: f("add_bias")?,
+            silu_mul: f("silu_mul")?,
+            attention,
+            _module: module,
+        })
+    }
+
+    pub fn attention_for(&self, head_dim: usize) -> Option<&CudaFunction> {
+        self.attention
+            .iter()
+            .find(|(d, _)| *d == head_dim)
+            .map(|(_, f)| f)
+    }
+}

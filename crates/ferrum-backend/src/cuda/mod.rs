@@ -1,0 +1,758 @@
+//! CUDA backend: bf16 weights and activations with f32 accumulation, cuBLAS for linear
+//! layers, our own NVRTC-compiled kernels for everything else (see `kernels/`).
+//!
+//! Invariants:
+//! - All work runs in order on one stream; only `to_host` waits for the device. Ops check
+//!   shapes and metadata bounds on the host before enqueueing, so a bad batch is an error,
+//!   never an out-of-bounds access on the device.
+//! - The libraries are loaded at run time (cudarc `dynamic-loading`): the binary builds and
+//!   runs without CUDA, and [`device::probe`] reports what is missing before any call into it.
+//! - Numerics follow Hugging Face transformers in bf16: every op rounds to bf16 where the
+//!   reference stores a bf16 tensor, and accumulates in f32 in between.
+
+mod blas;
+pub mod device;
+mod error;
+mod kernels;
+mod tensor;
+
+use std::sync::Arc;
+
+use cudarc::driver::{CudaContext, CudaStream, LaunchConfig, PushKernelArg};
+
+use crate::{
+    AttentionBatch, AttentionParams, Backend, BackendError, HostTensor, KvCacheSpec, Result,
+    RopeStyle,
+};
+
+pub use device::{driver_present, probe, CudaDeviceInfo};
+pub use error::CudaError;
+pub use kernels::{cache_dir as kernel_cache_dir, cache_key as kernel_cache_key};
+
+/// Whether the NVRTC library can be loaded (kernels compile without a GPU).
+pub fn nvrtc_present() -> bool {
+    // SAFETY: only tries to dlopen the library by its candidate names.
+    unsafe { cudarc::nvrtc::sys::is_culib_present() }
+}
+
+/// Compiles every kernel to PTX for compute capability `arch` (e.g. 80, 90) without touching
+/// a device or the cache. Needs only the NVRTC library.
+pub fn compile_kernels(arch: u32) -> std::result::Result<String, CudaError> {
+    if !nvrtc_present() {
+        return Err(CudaError::MissingLibrary {
+            lib: "libnvrtc.so",
+            hint: "install the CUDA runtime compiler (cuda-nvrtc)",
+        });
+    }
+    kernels::compile(arch)
+}
+pub use tensor::{CudaActivations, CudaBatch, CudaKvCache, CudaRope, CudaWeight};
+
+use tensor::{addr, BatchOffsets};
+
+/// Enqueues kernel `$f` with the given arguments; evaluates to `Result<()>`.
+///
+/// Every use passes the kernel's exact parameter list (see `kernels/*.cu`) with device
+/// addresses whose extents the caller checked on the host.
+macro_rules! launch {
+    ($self:ident, $f:expr, $name:expr, $cfg:expr, $($arg:expr),* $(,)?) => {{
+        let cfg = $cfg;
+        let mut b = $self.stream.launch_builder($f);
+        $( b.arg($arg); )*
+        // SAFETY: see the macro's documentation.
+        unsafe { b.launch(cfg) }.map(|_| ()).map_err(|e| launch_err($name, e))
+    }};
+}
+
+/// Threads per block of the row-wise kernels.
+const ROW_THREADS: u32 = 256;
+
+fn grid(x: usize, y: usize, threads: u32) -> Result<LaunchConfig> {
+    let g = |v: usize| {
+        u32::try_from(v).map_err(|_| BackendError::Batch(format!("grid dimension {v} too large")))
+    };
+    Ok(LaunchConfig {
+        grid_dim: (g(x)?, g(y)?, 1),
+        block_dim: (threads, 1, 1),
+        shared_mem_bytes: 0,
+    })
+}
+
+fn as_u32(v: usize, what: &str) -> Result<u32> {
+    u32::try_from(v).map_err(|_| BackendError::Batch(format!("{what} {v} exceeds u32")))
+}
+
+fn launch_err(name: &str, e: cudarc::driver::DriverError) -> BackendError {
+    CudaError::Driver(format!("launching {name}: {e}")).into()
+}
+
+/// The CUDA backend on one device.
+pub struct CudaBackend {
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    blas: blas::Blas,
+    k: kernels::Kernels,
+    info: CudaDeviceInfo,
+}
+
+impl CudaBackend {
+    /// Opens device `ordinal`, compiles (or loads cached) kernels and creates the cuBLAS handle.
+    pub fn new(ordinal: usize) -> std::result::Result<Self, CudaError> {
+        let info = probe(ordinal)?;
+        let ctx = CudaContext::new(ordinal)?;
+        // SAFETY: the backend uses a single stream, so cudarc's cross-stream event tracking is
+        // not needed; disabling it removes an event record per buffer use.
+        unsafe { ctx.disable_event_tracking() };
+        let stream = ctx.new_stream()?;
+        let blas = blas::Blas::new(stream.clone())?;
+        let k = kernels::Kernels::load(&ctx, info.arch)?;
+        Ok(Self {
+            ctx,
+            stream,
+            blas,
+            k,
+            info,
+        })
+    }
+
+    pub fn info(&self) -> &CudaDeviceInfo {
+        &self.info
+    }
+
+    /// `(free, total)` device memory in bytes, as the driver reports it now.
+    pub fn memory_info(&self) -> Result<(u64, u64)> {
+        self.stream.synchronize().map_err(CudaError::from)?;
+        let (free, total) = self.ctx.mem_get_info().map_err(CudaError::from)?;
+        Ok((free as u64, total as u64))
+    }
+
+    /// Waits for every enqueued op.
+    pub fn synchronize(&self) -> Result<()> {
+        Ok(self.stream.synchronize().map_err(CudaError::from)?)
+    }
+
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    fn alloc_u16(&self, n: usize, what: &str) -> Result<cudarc::driver::CudaSlice<u16>> {
+        self.stream.alloc_zeros::<u16>(n.max(1)).map_err(|e| {
+            BackendError::OutOfMemory(format!(
+                "{what}: {} MiB on {}: {e}",
+                (2 * n) >> 20,
+                self.info.name
+            ))
+        })
+    }
+
+    fn a(&self, s: &cudarc::driver::CudaSlice<u16>) -> u64 {
+        addr(s, &self.stream)
+    }
+
+    fn check_vector(&self, w: &CudaWeight, len: usize, what: &str) -> Result<()> {
+        if w.numel() != len {
+            return Err(BackendError::Shape {
+                what: what.into(),
+                expected: format!("{len} elements"),
+                got: format!("{}", w.numel()),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl From<CudaError> for BackendError {
+    fn from(e: CudaError) -> Self {
+        BackendError::Device(e.to_string())
+    }
+}
+
+impl Backend for CudaBackend {
+    type Weight = CudaWeight;
+    type Activations = CudaActivations;
+    type KvCache = CudaKvCache;
+    type Batch = CudaBatch;
+    type Rope = CudaRope;
+
+    fn name(&self) -> String {
+        format!(
+            "cuda:{} ({}, sm_{}, {:.0} GiB)",
+            self.info.ordinal,
+            self.info.name,
+            self.info.arch,
+            self.info.total_memory as f64 / (1u64 << 30) as f64
+        )
+    }
+
+    fn load_weight(&self, tensor: &HostTensor<'_>) -> Result<CudaWeight> {
+        let (rows, cols) = tensor.matrix_dims();
+        let bits = tensor::to_bf16_bits(tensor)?;
+        let mut data = self.alloc_u16(bits.len(), "weight")?;
+        self.stream
+            .memcpy_htod(&bits, &mut data)
+            .map_err(CudaError::from)?;
+        Ok(CudaWeight { data, rows, cols })
+    }
+
+    fn new_activations(&self, max_rows: usize, cols: usize) -> Result<CudaActivations> {
+        let n = max_rows.checked_mul(cols).ok_or_else(|| {
+            BackendError::OutOfMemory(format!("activation buffer {max_rows}×{cols}"))
+        })?;
+        Ok(CudaActivations {
+            data: self.alloc_u16(n, "activations")?,
+            cols,
+            capacity_rows: max_rows,
+        })
+    }
+
+    fn new_kv_cache(&self, spec: &KvCacheSpec) -> Result<CudaKvCache> {
+        let n = spec
+            .num_blocks
+            .checked_mul(spec.block_size)
+            .and_then(|n| n.checked_mul(spec.num_kv_heads * spec.head_dim))
+            .and_then(|n| n.checked_mul(2 * spec.num_layers))
+            .ok_or_else(|| BackendError::OutOfMemory(format!("KV cache {spec:?}")))?;
+        Ok(CudaKvCache {
+            data: self.alloc_u16(n, "KV cache")?,
+            spec: *spec,
+        })
+    }
+
+    fn new_rope(
+        &self,
+        inv_freq: &[f32],
+        max_positions: usize,
+        style: RopeStyle,
+    ) -> Result<CudaRope> {
+        let half = inv_freq.len();
+        let mut cos = Vec::with_capacity(max_positions * half);
+        let mut sin = Vec::with_capacity(max_positions * half);
+        for p in 0..max_positions {
+            for &f in inv_freq {
+                // As the CPU backend: the angle formed in f32 like the reference, evaluated in f64.
+                let a = f64::from(p as f32 * f);
+                cos.push(a.cos() as f32);
+                sin.push(a.sin() as f32);
+            }
+        }
+        let up = |v: &[f32]| -> Result<cudarc::driver::CudaSlice<f32>> {
+            let v = if v.is_empty() { &[0.0f32][..] } else { v };
+            Ok(self.stream.clone_htod(v).map_err(CudaError::from)?)
+        };
+        Ok(CudaRope {
+            cos: up(&cos)?,
+            sin: up(&sin)?,
+            half,
+            max_positions,
+            interleaved: style == RopeStyle::Interleaved,
+        })
+    }
+
+    fn prepare_batch(&self, b: &AttentionBatch<'_>) -> Result<CudaBatch> {
+        let n = b.num_tokens();
+        let s = b.num_seqs();
+        let mut host: Vec<u32> = Vec::with_capacity(4 * n + 2 * s + 1 + b.block_tables.len());
+        let mut off = BatchOffsets::default();
+        let mut push = |v: &[u32], at: &mut usize| {
+            *at = host.len();
+            host.extend_from_slice(v);
+        };
+        push(b.input_ids, &mut off.input_ids);
+        push(b.positions, &mut off.positions);
+        push(b.slot_mapping, &mut off.slot_mapping);
+        push(b.query_start_loc, &mut off.query_start_loc);
+        push(b.seq_lens, &mut off.seq_lens);
+        let tables = &b.block_tables[..(s * b.max_blocks_per_seq).min(b.block_tables.len())];
+        push(tables, &mut off.block_tables);
+        push(b.logits_indices, &mut off.logits_indices);
+        // Which sequence each token belongs to, so the attention kernel needs no search.
+        let mut token_seq = Vec::with_capacity(n);
+        for (i, w) in b.query_start_loc.windows(2).enumerate() {
+            token_seq.extend(std::iter::repeat_n(
+                i as u32,
+                w[1].saturating_sub(w[0]) as usize,
+            ));
+        }
+        if token_seq.len() != n {
+            return Err(BackendError::Batch(format!(
+                "query_start_loc covers {} tokens, the batch has {n}",
+                token_seq.len()
+            )));
+        }
+        push(&token_seq, &mut off.token_seq);
+        let buf = if host.is_empty() {
+            None
+        } else {
+            Some(self.stream.clone_htod(&host).map_err(CudaError::from)?)
+        };
+        Ok(CudaBatch {
+            buf,
+            num_tokens: n,
+            num_seqs: s,
+            num_logits: b.logits_indices.len(),
+            max_blocks_per_seq: b.max_blocks_per_seq,
+            off,
+            max_position: b.positions.iter().copied().max(),
+            max_slot: b.slot_mapping.iter().copied().max(),
+            max_block: tables.iter().copied().max(),
+        })
+    }
+
+    fn embedding(
+        &self,
+        table: &CudaWeight,
+        batch: &CudaBatch,
+        out: &mut CudaActivations,
+    ) -> Result<()> {
+        let n = batch.num_tokens;
+        out.check_rows(n, "embedding")?;
+        if out.cols != table.cols {
+            return Err(BackendError::Shape {
+                what: "embedding".into(),
+                expected: format!("{} columns", table.cols),
+                got: format!("{}", out.cols),
+            });
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let (o, t) = (self.a(&out.data), self.a(&table.data));
+        let ids = batch.at(batch.off.input_ids, &self.stream);
+        let (cols, vocab) = (as_u32(table.cols, "cols")?, as_u32(table.rows, "vocab")?);
+        launch!(
+            self,
+            &self.k.embedding,
+            "embedding",
+            grid(n, 1, ROW_THREADS)?,
+            &o,
+            &t,
+            &ids,
+            &cols,
+            &vocab
+        )
+    }
+
+    fn rms_norm(
+        &self,
+        x: &CudaActivations,
+        weight: &CudaWeight,
+        eps: f32,
+        rows: usize,
+        out: &mut CudaActivations,
+    ) -> Result<()> {
+        self.check_vector(weight, x.cols, "rms_norm weight")?;
+        x.check_rows(rows, "rms_norm input")?;
+        out.check_rows(rows, "rms_norm output")?;
+        if rows == 0 {
+            return Ok(());
+        }
+        let (o, i, w) = (self.a(&out.data), self.a(&x.data), self.a(&weight.data));
+        let cols = as_u32(x.cols, "cols")?;
+        launch!(
+            self,
+            &self.k.rms_norm,
+            "rms_norm",
+            grid(rows, 1, ROW_THREADS)?,
+            &o,
+            &i,
+            &w,
+            &cols,
+            &eps
+        )
+    }
+
+    fn add_rms_norm(
+        &self,
+        residual: &mut CudaActivations,
+        x: &CudaActivations,
+        weight: &CudaWeight,
+        eps: f32,
+        rows: usize,
+        out: &mut CudaActivations,
+    ) -> Result<()> {
+        self.check_vector(weight, x.cols, "add_rms_norm weight")?;
+        residual.check_rows(rows, "residual")?;
+        x.check_rows(rows, "add_rms_norm input")?;
+        out.check_rows(rows, "add_rms_norm output")?;
+        if rows == 0 {
+            return Ok(());
+        }
+        let (o, r, i, w) = (
+            self.a(&out.data),
+            self.a(&residual.data),
+            self.a(&x.data),
+            self.a(&weight.data),
+        );
+        let cols = as_u32(x.cols, "cols")?;
+        launch!(
+            self,
+            &self.k.add_rms_norm,
+            "add_rms_norm",
+            grid(rows, 1, ROW_THREADS)?,
+            &o,
+            &r,
+            &i,
+            &w,
+            &cols,
+            &eps
+        )
+    }
+
+    fn head_rms_norm(
+        &self,
+        x: &mut CudaActivations,
+        weight: &CudaWeight,
+        eps: f32,
+        head_dim: usize,
+        rows: usize,
+    ) -> Result<()> {
+        self.check_vector(weight, head_dim, "head_rms_norm weight")?;
+        x.check_rows(rows, "head_rms_norm")?;
+        if head_dim == 0 || !x.cols.is_multiple_of(head_dim) {
+            return Err(BackendError::Shape {
+                what: "head_rms_norm".into(),
+                expected: format!("head_dim dividing {}", x.cols),
+                got: head_dim.to_string(),
+            });
+        }
+        if rows == 0 {
+            return Ok(());
+        }
+        let heads = rows * x.cols / head_dim;
+        let (p, w) = (self.a(&x.data), self.a(&weight.data));
+        let (h, d) = (as_u32(heads, "heads")?, as_u32(head_dim, "head_dim")?);
+        // 4 warps per block, one head per warp.
+        let cfg = grid(heads.div_ceil(4), 1, 128)?;
+        launch!(
+            self,
+            &self.k.head_rms_norm,
+            "head_rms_norm",
+            cfg,
+            &p,
+            &w,
+            &h,
+            &d,
+            &eps
+        )
+    }
+
+    fn linear(
+        &self,
+        x: &CudaActivations,
+        weight: &CudaWeight,
+        bias: Option<&CudaWeight>,
+        rows: usize,
+        out: &mut CudaActivations,
+    ) -> Result<()> {
+        if x.cols != weight.cols || out.cols != weight.rows {
+            return Err(BackendError::Shape {
+                what: "linear".into(),
+                expected: format!(
+                    "[{rows}, {}] · [{}, {}]ᵀ",
+                    weight.cols, weight.rows, weight.cols
+                ),
+                got: format!("[{rows}, {}] into [{rows}, {}]", x.cols, out.cols),
+            });
+        }
+        x.check_rows(rows, "linear input")?;
+        out.check_rows(rows, "linear output")?;
+        if let Some(b) = bias {
+            self.check_vector(b, weight.rows, "linear bias")?;
+        }
+        if rows == 0 {
+            return Ok(());
+        }
+        let (xa, wa, ya) = (self.a(&x.data), self.a(&weight.data), self.a(&out.data));
+        self.blas
+            .linear(xa, wa, ya, rows, weight.cols, weight.rows)?;
+        if let Some(bias) = bias {
+            let ba = self.a(&bias.data);
+            let cols = as_u32(out.cols, "cols")?;
+            launch!(
+                self,
+                &self.k.add_bias,
+                "add_bias",
+                grid(rows, 1, ROW_THREADS)?,
+                &ya,
+                &ba,
+                &cols
+            )?;
+        }
+        Ok(())
+    }
+
+    fn rotary(
+        &self,
+        rope: &CudaRope,
+        batch: &CudaBatch,
+        q: &mut CudaActivations,
+        k: &mut CudaActivations,
+        head_dim: usize,
+    ) -> Result<()> {
+        let n = batch.num_tokens;
+        q.check_rows(n, "rotary q")?;
+        k.check_rows(n, "rotary k")?;
+        if head_dim == 0
+            || !q.cols.is_multiple_of(head_dim)
+            || !k.cols.is_multiple_of(head_dim)
+            || 2 * rope.half > head_dim
+        {
+            return Err(BackendError::Shape {
+                what: "rotary".into(),
+                expected: format!("head_dim ≥ {} dividing q and k widths", 2 * rope.half),
+                got: format!("head_dim {head_dim}, widths {} and {}", q.cols, k.cols),
+            });
+        }
+        if let Some(p) = batch.max_position {
+            if p as usize >= rope.max_positions {
+                return Err(BackendError::Batch(format!(
+                    "position {p} beyond the rotary table of {}",
+                    rope.max_positions
+                )));
+            }
+        }
+        if n == 0 || rope.half == 0 {
+            return Ok(());
+        }
+        let (qa, ka) = (self.a(&q.data), self.a(&k.data));
+        let (ca, sa) = (addr(&rope.cos, &self.stream), addr(&rope.sin, &self.stream));
+        let pos = batch.at(batch.off.positions, &self.stream);
+        let qh = as_u32(q.cols / head_dim, "q heads")?;
+        let kh = as_u32(k.cols / head_dim, "k heads")?;
+        let hd = as_u32(head_dim, "head_dim")?;
+        let half = as_u32(rope.half, "rotary half")?;
+        let il = u32::from(rope.interleaved);
+        launch!(
+            self,
+            &self.k.rotary,
+            "rotary",
+            grid(n, 1, 128)?,
+            &qa,
+            &ka,
+            &ca,
+            &sa,
+            &pos,
+            &qh,
+            &kh,
+            &hd,
+            &half,
+            &il
+        )
+    }
+
+    fn write_kv(
+        &self,
+        cache: &mut CudaKvCache,
+        layer: usize,
+        batch: &CudaBatch,
+        k: &CudaActivations,
+        v: &CudaActivations,
+    ) -> Result<()> {
+        let n = batch.num_tokens;
+        let width = cache.width();
+        if k.cols != width || v.cols != width {
+            return Err(BackendError::Shape {
+                what: "write_kv".into(),
+                expected: format!("{width} values per token"),
+                got: format!("{} and {}", k.cols, v.cols),
+            });
+        }
+        k.check_rows(n, "k")?;
+        v.check_rows(n, "v")?;
+        if let Some(s) = batch.max_slot {
+            if s as usize >= cache.num_slots() {
+                return Err(BackendError::Batch(format!(
+                    "slot {s} beyond the KV cache of {} slots",
+                    cache.num_slots()
+                )));
+            }
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let (kc, vc) = cache.layer_addrs(layer, &self.stream)?;
+        let (ka, va) = (self.a(&k.data), self.a(&v.data));
+        let slots = batch.at(batch.off.slot_mapping, &self.stream);
+        let w = as_u32(width, "width")?;
+        launch!(
+            self,
+            &self.k.write_kv,
+            "write_kv",
+            grid(n, 1, 128)?,
+            &kc,
+            &vc,
+            &ka,
+            &va,
+            &slots,
+            &w
+        )
+    }
+
+    fn attention(
+        &self,
+        cache: &CudaKvCache,
+        layer: usize,
+        batch: &CudaBatch,
+        params: &AttentionParams,
+        q: &CudaActivations,
+        out: &mut CudaActivations,
+    ) -> Result<()> {
+        let n = batch.num_tokens;
+        let spec = cache.spec;
+        let hd = params.head_dim;
+        if params.num_kv_heads == 0
+            || !params.num_heads.is_multiple_of(params.num_kv_heads)
+            || params.num_kv_heads != spec.num_kv_heads
+            || hd != spec.head_dim
+            || q.cols != params.num_heads * hd
+            || out.cols != q.cols
+        {
+            return Err(BackendError::Shape {
+                what: "attention".into(),
+                expected: format!(
+                    "{} kv heads of {} dims, q width = heads × head_dim",
+                    spec.num_kv_heads, spec.head_dim
+                ),
+                got: format!("{params:?}, q width {}", q.cols),
+            });
+        }
+        let f = self.k.attention_for(hd).ok_or_else(|| {
+            CudaError::Unsupported(format!(
+                "head_dim {hd} (attention kernels exist for {:?})",
+                kernels::ATTENTION_HEAD_DIMS
+            ))
+        })?;
+        q.check_rows(n, "attention q")?;
+        out.check_rows(n, "attention output")?;
+        if let Some(b) = batch.max_block {
+            if b as usize >= spec.num_blocks {
+                return Err(BackendError::Batch(format!(
+                    "block {b} beyond the KV cache of {} blocks",
+                    spec.num_blocks
+                )));
+            }
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let (kc, vc) = cache.layer_addrs(layer, &self.stream)?;
+        let (oa, qa) = (self.a(&out.data), self.a(&q.data));
+        let st = &self.stream;
+        let (bt, sl, qsl, ts) = (
+            batch.at(batch.off.block_tables, st),
+            batch.at(batch.off.seq_lens, st),
+            batch.at(batch.off.query_start_loc, st),
+            batch.at(batch.off.token_seq, st),
+        );
+        let mb = as_u32(batch.max_blocks_per_seq, "max blocks")?;
+        let bs = as_u32(spec.block_size, "block size")?;
+        let nh = as_u32(params.num_heads, "heads")?;
+        let nkv = as_u32(params.num_kv_heads, "kv heads")?;
+        let scale = params.scale;
+        launch!(
+            self,
+            f,
+            "paged_attention",
+            grid(n, params.num_heads, 128)?,
+            &oa,
+            &qa,
+            &kc,
+            &vc,
+            &bt,
+            &sl,
+            &qsl,
+            &ts,
+            &mb,
+            &bs,
+            &nh,
+            &nkv,
+            &scale
+        )
+    }
+
+    fn silu_mul(
+        &self,
+        gate: &CudaActivations,
+        up: &CudaActivations,
+        rows: usize,
+        out: &mut CudaActivations,
+    ) -> Result<()> {
+        if gate.cols != up.cols || out.cols != gate.cols {
+            return Err(BackendError::Shape {
+                what: "silu_mul".into(),
+                expected: format!("{} columns each", gate.cols),
+                got: format!("{} and {}", up.cols, out.cols),
+            });
+        }
+        gate.check_rows(rows, "silu gate")?;
+        up.check_rows(rows, "silu up")?;
+        out.check_rows(rows, "silu output")?;
+        let total = rows * gate.cols;
+        if total == 0 {
+            return Ok(());
+        }
+        let (o, g, u) = (self.a(&out.data), self.a(&gate.data), self.a(&up.data));
+        let n = total as u64;
+        let blocks = total.div_ceil(ROW_THREADS as usize).min(65_535);
+        launch!(
+            self,
+            &self.k.silu_mul,
+            "silu_mul",
+            grid(blocks, 1, ROW_THREADS)?,
+            &o,
+            &g,
+            &u,
+            &n
+        )
+    }
+
+    fn gather_logit_rows(
+        &self,
+        x: &CudaActivations,
+        batch: &CudaBatch,
+        out: &mut CudaActivations,
+    ) -> Result<()> {
+        let m = batch.num_logits;
+        if x.cols != out.cols {
+            return Err(BackendError::Shape {
+                what: "gather_logit_rows".into(),
+                expected: format!("{} columns", x.cols),
+                got: out.cols.to_string(),
+            });
+        }
+        x.check_rows(batch.num_tokens, "gather input")?;
+        out.check_rows(m, "gather output")?;
+        if m == 0 {
+            return Ok(());
+        }
+        let (o, i) = (self.a(&out.data), self.a(&x.data));
+        let idx = batch.at(batch.off.logits_indices, &self.stream);
+        let cols = as_u32(x.cols, "cols")?;
+        launch!(
+            self,
+            &self.k.gather_rows,
+            "gather_rows",
+            grid(m, 1, ROW_THREADS)?,
+            &o,
+            &i,
+            &idx,
+            &cols
+        )
+    }
+
+    fn to_host(&self, x: &CudaActivations, rows: usize) -> Result<Vec<f32>> {
+        x.check_rows(rows, "to_host")?;
+        let n = rows * x.cols;
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let bits = self
+            .stream
+            .clone_dtoh(&x.data.slice(..n))
+            .map_err(CudaError::from)?;
+        Ok(bits
+            .into_iter()
+            .map(|b| half::bf16::from_bits(b).to_f32())
+            .collect())
+    }
+}

@@ -1,0 +1,188 @@
+//! Device-resident weights, activations, KV cache, rotary tables and step metadata.
+//!
+//! Invariants:
+//! - Every float tensor is bf16, stored as raw `u16` bits; weights of any dense checkpoint
+//!   type are converted at load.
+//! - The KV cache is one allocation: layer `l`'s keys are the `2l`-th `[num_slots, width]`
+//!   slab and its values the `(2l+1)`-th, where `width = num_kv_heads · head_dim` and a slot is
+//!   `block · block_size + offset`.
+//! - A batch is one `u32` buffer copied to the device in one transfer; its host-side bounds
+//!   (largest position, slot and block id) are kept so that ops can refuse out-of-range
+//!   metadata before a kernel reads out of bounds.
+
+use cudarc::driver::{CudaSlice, CudaStream, DevicePtr};
+use ferrum_types::DType;
+
+use crate::{BackendError, HostTensor, KvCacheSpec, Result};
+
+/// The device address of a buffer (the backend runs on one stream, so no event tracking).
+pub(crate) fn addr<T>(s: &CudaSlice<T>, stream: &CudaStream) -> u64 {
+    s.device_ptr(stream).0
+}
+
+/// Converts a dense checkpoint tensor to bf16 bits.
+pub(crate) fn to_bf16_bits(t: &HostTensor<'_>) -> Result<Vec<u16>> {
+    t.validate()?;
+    let d = &t.data;
+    Ok(match t.dtype {
+        DType::BF16 => d
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect(),
+        DType::F16 => d
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_f32(half::f16::from_le_bytes([c[0], c[1]]).to_f32()).to_bits())
+            .collect(),
+        DType::F32 => d
+            .chunks_exact(4)
+            .map(|c| half::bf16::from_f32(f32::from_le_bytes([c[0], c[1], c[2], c[3]])).to_bits())
+            .collect(),
+        other => {
+            return Err(BackendError::UnsupportedDType {
+                op: "CUDA weights (dense bf16/f16/f32 checkpoints only; GGUF quantized models run with --device cpu)",
+                dtype: other,
+            })
+        }
+    })
+}
+
+/// A parameter on the device: `rows × cols` bf16, row-major.
+pub struct CudaWeight {
+    pub(crate) data: CudaSlice<u16>,
+    pub(crate) rows: usize,
+    pub(crate) cols: usize,
+}
+
+impl CudaWeight {
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    pub fn numel(&self) -> usize {
+        self.rows * self.cols
+    }
+}
+
+/// bf16 activations `[capacity_rows, cols]`, row-major.
+pub struct CudaActivations {
+    pub(crate) data: CudaSlice<u16>,
+    pub(crate) cols: usize,
+    pub(crate) capacity_rows: usize,
+}
+
+impl CudaActivations {
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    pub fn capacity_rows(&self) -> usize {
+        self.capacity_rows
+    }
+
+    pub(crate) fn check_rows(&self, rows: usize, what: &'static str) -> Result<()> {
+        if rows > self.capacity_rows {
+            return Err(BackendError::Capacity {
+                what,
+                needed: rows,
+                capacity: self.capacity_rows,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Paged K and V of every layer in one bf16 allocation.
+pub struct CudaKvCache {
+    pub(crate) data: CudaSlice<u16>,
+    pub(crate) spec: KvCacheSpec,
+}
+
+impl CudaKvCache {
+    pub fn spec(&self) -> &KvCacheSpec {
+        &self.spec
+    }
+
+    pub(crate) fn width(&self) -> usize {
+        self.spec.num_kv_heads * self.spec.head_dim
+    }
+
+    pub(crate) fn num_slots(&self) -> usize {
+        self.spec.num_blocks * self.spec.block_size
+    }
+
+    /// Elements of one layer's K (or V) slab.
+    pub(crate) fn slab(&self) -> usize {
+        self.num_slots() * self.width()
+    }
+
+    /// Device addresses of layer `layer`'s K and V slabs.
+    pub(crate) fn layer_addrs(&self, layer: usize, stream: &CudaStream) -> Result<(u64, u64)> {
+        if layer >= self.spec.num_layers {
+            return Err(BackendError::Shape {
+                what: "KV layer".into(),
+                expected: format!("< {}", self.spec.num_layers),
+                got: layer.to_string(),
+            });
+        }
+        let base = addr(&self.data, stream);
+        let slab_bytes = (self.slab() * 2) as u64;
+        let k = base + 2 * layer as u64 * slab_bytes;
+        Ok((k, k + slab_bytes))
+    }
+}
+
+/// cos/sin of `position × inv_freq[i]`, `[max_positions, half]` f32 each.
+pub struct CudaRope {
+    pub(crate) cos: CudaSlice<f32>,
+    pub(crate) sin: CudaSlice<f32>,
+    pub(crate) half: usize,
+    pub(crate) max_positions: usize,
+    pub(crate) interleaved: bool,
+}
+
+/// One step's metadata on the device (see the module invariants for the layout).
+pub struct CudaBatch {
+    pub(crate) buf: Option<CudaSlice<u32>>,
+    pub(crate) num_tokens: usize,
+    pub(crate) num_seqs: usize,
+    pub(crate) num_logits: usize,
+    pub(crate) max_blocks_per_seq: usize,
+    /// Element offsets of each array inside `buf`.
+    pub(crate) off: BatchOffsets,
+    pub(crate) max_position: Option<u32>,
+    pub(crate) max_slot: Option<u32>,
+    pub(crate) max_block: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct BatchOffsets {
+    pub input_ids: usize,
+    pub positions: usize,
+    pub slot_mapping: usize,
+    pub query_start_loc: usize,
+    pub seq_lens: usize,
+    pub block_tables: usize,
+    pub logits_indices: usize,
+    pub token_seq: usize,
+}
+
+impl CudaBatch {
+    pub fn num_tokens(&self) -> usize {
+        self.num_tokens
+    }
+
+    pub fn num_seqs(&self) -> usize {
+        self.num_seqs
+    }
+
+    /// Device address of the array at element offset `off` (0 when the batch is empty).
+    pub(crate) fn at(&self, off: usize, stream: &CudaStream) -> u64 {
+        self.buf
+            .as_ref()
+            .map_or(0, |b| addr(b, stream) + 4 * off as u64)
+    }
+}

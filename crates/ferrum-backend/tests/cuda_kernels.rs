@@ -1,0 +1,62 @@
+//! The CUDA kernel sources compile with NVRTC for every architecture we claim (sm_80 and up).
+//! Needs only libnvrtc, not a GPU; skipped (with a note) where the library is absent.
+
+use ferrum_backend::cuda;
+
+#[test]
+fn kernels_compile_for_ampere_ada_and_hopper() {
+    if !cuda::nvrtc_present() {
+        eprintln!("skipped: libnvrtc not found");
+        return;
+    }
+    for arch in [80, 86, 89, 90] {
+        let ptx = cuda::compile_kernels(arch).unwrap_or_else(|e| panic!("sm_{arch}: {e}"));
+        for name in [
+            "embedding",
+            "gather_rows",
+            "rms_norm",
+            "add_rms_norm",
+            "head_rms_norm",
+            "rotary",
+            "write_kv",
+            "add_bias",
+            "silu_mul",
+            "paged_attention_16",
+            "paged_attention_32",
+            "paged_attention_64",
+            "paged_attention_96",
+            "paged_attention_128",
+            "paged_attention_256",
+        ] {
+            assert!(
+                ptx.contains(&format!(".entry {name}(")),
+                "sm_{arch}: kernel {name} missing from the PTX"
+            );
+        }
+        assert!(
+            ptx.contains(&format!(".target sm_{arch}")),
+            "sm_{arch}: target line"
+        );
+    }
+}
+
+#[test]
+fn cache_key_depends_on_the_architecture() {
+    if !cuda::nvrtc_present() {
+        eprintln!("skipped: libnvrtc not found");
+        return;
+    }
+    let (a, b) = (cuda::kernel_cache_key(80), cuda::kernel_cache_key(90));
+    assert_ne!(a, b);
+    assert!(a.ends_with("-sm_80") && b.ends_with("-sm_90"), "{a} {b}");
+    assert_eq!(a, cuda::kernel_cache_key(80), "the key is deterministic");
+}
+
+#[test]
+fn auto_detection_does_not_panic_without_a_driver() {
+    // On a machine with no driver this must be a clean error, never a panic or abort.
+    match cuda::probe(0) {
+        Ok(info) => assert!(info.arch >= 80, "{info:?}"),
+        Err(e) => assert!(!e.to_string().is_empty()),
+    }
+}

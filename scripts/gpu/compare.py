@@ -1,0 +1,66 @@
+"""Checks Ferrum's CUDA outputs against transformers' (written by make_models.py and the
+cuda_parity test) and prints the summary table last. Exit status 1 when a check fails.
+
+Checks: last-position logits rel err < 2e-2 vs transformers bf16 (every prompt); greedy tokens
+equal up to the first step whose top-2 margin is under 4x the RMS logit difference between the
+two implementations on the prompts (a near-tie: noise of that size can flip it);
+batched prefill vs one-at-a-time rel err < 1e-2. Decode ms/token is reported against the floor
+weight_bytes / copy bandwidth (bytes read + written per second, measured in the same run).
+"""
+import argparse, json, os
+import numpy as np
+
+
+def rel(a, b):
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
+
+
+def main():
+    ap = argparse.ArgumentParser(); ap.add_argument("--root", required=True)
+    a = ap.parse_args()
+    bw = json.load(open(os.path.join(a.root, "copy_bw.json")))
+    rows, ok = [], True
+    for name in sorted(os.listdir(a.root)):
+        d = os.path.join(a.root, name)
+        if not os.path.exists(os.path.join(d, "prompts.json")):
+            continue
+        if not os.path.exists(os.path.join(d, "ferrum.json")):
+            rows.append((name, "no ferrum output", "", "", "", "", "")); ok = False; continue
+        hf, fe = json.load(open(os.path.join(d, "hf.json"))), json.load(open(os.path.join(d, "ferrum.json")))
+        h = np.fromfile(os.path.join(d, "hf_logits.f32"), dtype=np.float32)
+        f = np.fromfile(os.path.join(d, "ferrum_logits.f32"), dtype=np.float32)
+        n = len(json.load(open(os.path.join(d, "prompts.json")))["prompts"])
+        h, f = h.reshape(n, -1), f.reshape(n, -1)
+        err = max(rel(f[i], h[i]) for i in range(n))
+        e32 = ""
+        p32 = os.path.join(d, "hf_logits_fp32.f32")
+        if os.path.exists(p32):
+            h32 = np.fromfile(p32, dtype=np.float32).reshape(n, -1)
+            e32 = f"{max(rel(f[i], h32[i]) for i in range(n)):.1e} (hf bf16 vs f32 {max(rel(h[i], h32[i]) for i in range(n)):.1e})"
+        ht, ft, mg = hf["greedy_tokens"], fe["greedy_tokens"], fe["greedy_margins"]
+        delta = float(np.sqrt(np.mean((f - h) ** 2)))
+        agree, verdict = 0, "all"
+        for k in range(min(len(ht), len(ft))):
+            if ht[k] != ft[k]:
+                near = mg[k] < 4 * delta
+                verdict = f"diff@{k} margin {mg[k]:.3f} ({'near-tie' if near else 'NOT a near-tie'})"
+                ok &= near
+                break
+            agree += 1
+        ok &= err < 2e-2 and fe["batched_vs_single_rel_err"] < 1e-2
+        floor_ms = hf["weight_bytes"] / bw["copy_bytes_per_s"] * 1e3
+        dm = fe["decode_ms_per_token"]
+        rows.append((name, f"{err:.1e}", e32 or "-", f"{agree}/{len(ht)} {verdict}",
+                     f"{fe['batched_vs_single_rel_err']:.1e}", f"{dm:.2f} / {floor_ms:.2f} ({100 * floor_ms / dm:.0f}%)",
+                     f"{fe['load_s']:.1f}"))
+    print(f"\ncard: {bw['device']}, copy bandwidth {bw['copy_bytes_per_s'] / 1e12:.2f} TB/s (read+write)")
+    hdr = ("model", "logits vs hf bf16", "vs hf f32", "greedy", "batched vs single", "decode ms/tok / floor (% of floor)", "load s")
+    w = [max(len(str(r[i])) for r in rows + [hdr]) for i in range(len(hdr))]
+    for r in [hdr] + rows:
+        print(" | ".join(str(c).ljust(w[i]) for i, c in enumerate(r)))
+    print("PASS" if ok else "FAIL")
+    raise SystemExit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

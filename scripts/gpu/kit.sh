@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Ferrum's GPU test kit, run on a machine with an NVIDIA GPU, PyTorch and transformers, in one go:
+#   1. random-weight models (tiny Qwen3/Llama, Qwen3-4B and Llama-3.1-8B shapes) built and saved
+#      with transformers, with its reference logits and greedy tokens, and the copy bandwidth;
+#   2. NVRTC compile check of our kernels for sm_80..sm_90 (cuda_kernels test binary);
+#   3. CUDA vs CPU on the testkit's tiny presets, and the parity/decode run on the models of 1
+#      (cuda_parity test binary);
+#   4. compare.py: the checks and a short table, printed last.
+# Binaries come prebuilt in $FERRUM_KIT_BIN (default .gpu): `scripts/gpu/build.sh` makes them.
+# Logs go to $OUT (default /tmp/ferrum-kit). SHAPES picks models (comma list, see make_models.py).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-/tmp/ferrum-kit}
+BIN=${FERRUM_KIT_BIN:-.gpu}
+ROOT=${FERRUM_KIT_MODELS:-/tmp/ferrum-kit-models}
+SHAPES=${SHAPES:-tiny-qwen3,tiny-llama,qwen3-4b,llama3-8b}
+mkdir -p "$OUT" "$ROOT"
+# cuBLAS and NVRTC: the toolkit's folder, else the pip wheels PyTorch brings.
+for d in /usr/local/cuda/lib64 $(python3 -c 'import nvidia,os;print(" ".join(os.path.join(p,s,"lib") for p in nvidia.__path__ for s in os.listdir(p)))' 2>/dev/null); do
+  [ -d "$d" ] && LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$d"
+done
+export LD_LIBRARY_PATH FERRUM_CACHE_DIR=${FERRUM_CACHE_DIR:-$OUT/cache}
+export PYTHONUNBUFFERED=1
+status=0
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; date -u; } 2>&1 | tee "$OUT/env.txt"
+python3 scripts/gpu/make_models.py --root "$ROOT" --shapes "$SHAPES" 2>&1 | tee "$OUT/make_models.log" || status=1
+"$BIN/cuda_kernels" --test-threads 1 2>&1 | tee "$OUT/cuda_kernels.log" || status=1
+FERRUM_PARITY_DIR="$ROOT" "$BIN/cuda_parity" --test-threads 1 --nocapture 2>&1 | tee "$OUT/cuda_parity.log" || status=1
+python3 scripts/gpu/compare.py --root "$ROOT" 2>&1 | tee "$OUT/summary.txt" || status=1
+exit $status
