@@ -86,9 +86,19 @@ check(any(str(v).endswith("/etc/nginx/nginx.conf:ro") for v in ngx.get("volumes"
 check("8000:80" in published_ports(ngx), "nginx publishes 8000")
 nginx_conf = open(os.path.join(DEPLOY, "nginx", "nginx.conf")).read()
 for n in ("ferrum-1", "ferrum-2"):
-    check(f"server {n}:8000" in nginx_conf, f"nginx.conf upstream names {n}")
+    check(re.search(rf"server {n}:8000 max_fails=\d+ fail_timeout=\d+s;", nginx_conf) is not None,
+          f"nginx.conf upstream {n} with passive health checks (max_fails, fail_timeout)")
     check(ngx.get("depends_on", {}).get(n, {}).get("condition") == "service_healthy",
           f"nginx waits for {n} to be healthy")
+
+directives = dict(re.findall(r"^\s*(proxy_\w+|zone|keepalive)\s+([^;]*);", nginx_conf, re.M))
+next_upstream = directives.get("proxy_next_upstream", "").split()
+for case in ("error", "timeout", "http_503", "non_idempotent"):
+    check(case in next_upstream, f"nginx.conf proxy_next_upstream retries on {case}")
+check(directives.get("proxy_buffering") == "off", "nginx.conf proxy_buffering off (SSE)")
+check(seconds(directives.get("proxy_read_timeout", "60s")) >= 300, "nginx.conf long proxy_read_timeout")
+check(directives.get("proxy_http_version") == "1.1", "nginx.conf HTTP/1.1 upstream")
+check("zone" in directives, "nginx.conf upstream zone (failure state shared by workers)")
 
 # Kubernetes.
 k8s = os.path.join(DEPLOY, "k8s")

@@ -1,4 +1,4 @@
-"""Two `ferrum serve` replicas behind nginx (deploy/nginx/nginx.conf): kill one under load.
+"""Two `ferrum serve` replicas behind nginx (deploy/nginx/nginx.conf): kill one, drain the other.
 
 Usage: failover.py FERRUM_BIN MODEL NGINX_CONF_TEMPLATE WORKDIR
 
@@ -6,9 +6,13 @@ Starts both replicas on loopback with deploy/config/vllm_config.json (so the exa
 read for real; the command line overrides what a 135M CPU model needs), renders the test
 variant of nginx.conf (only addresses, listen port and log paths change) and runs Debian's
 nginx with it. Four clients send chat requests (half streamed) through nginx; both replicas
-must serve some. Then one replica gets SIGKILL. Asserted: every request started after its
-death succeeds, through nginx and past nginx's fail_timeout (when nginx tries the dead replica
-again); the survivor served them and still answers directly.
+must serve some. Then:
+1. Replica 1 gets SIGKILL. Every request started after its death succeeds, also past nginx's
+   fail_timeout (when nginx tries the dead replica again); the survivor served them and still
+   answers directly.
+2. Replica 1 is started again and nginx takes it back. Replica 2 gets SIGTERM while it streams:
+   it answers new requests with 503 while draining, nginx retries those on replica 1 (seen in
+   the access log), every request through nginx succeeds, and replica 2 exits 0.
 """
 
 import ctypes
@@ -48,7 +52,7 @@ def spawn(args, log):
 
 
 def start_replica(port):
-    log = open(os.path.join(WORK, f"ferrum-{port}.log"), "wb")
+    log = open(os.path.join(WORK, f"ferrum-{port}.log"), "ab")
     return spawn(
         [BIN, "serve", MODEL, "--config", CONFIG, "--host", "127.0.0.1", "--port", str(port),
          "--served-model-name", "smollm2", "--max-model-len", "1024",
@@ -102,8 +106,8 @@ def successes(port):
                re.finditer(r"^vllm:request_success_total\{[^}]*\} ([0-9.e+]+)$", text, re.M))
 
 
-def one_request(url, stream):
-    body = {"model": "smollm2", "max_tokens": 6, "temperature": 0, "stream": stream,
+def one_request(url, stream, max_tokens=6):
+    body = {"model": "smollm2", "max_tokens": max_tokens, "temperature": 0, "stream": stream,
             "messages": [{"role": "user", "content": "Name a colour."}]}
     status, text = http("POST", url, body)
     if status != 200:
@@ -204,6 +208,45 @@ def main():
     assert http("GET", f"http://127.0.0.1:{PORTS[1]}/health")[0] == 200
     assert one_request(url, stream=True) is None
     print("survivor healthy and serving directly and through nginx")
+
+    # 4. Replica 1 comes back; nginx takes it back once its fail_timeout has passed.
+    replicas[0] = start_replica(PORTS[0])
+    wait_healthy(f"http://127.0.0.1:{PORTS[0]}/health", replicas[0], "restarted replica")
+    deadline = time.monotonic() + FAIL_TIMEOUT_S + 5
+    while successes(PORTS[0]) == 0:
+        assert time.monotonic() < deadline, "nginx never sent a request to the restarted replica"
+        assert one_request(url, stream=False) is None
+        time.sleep(0.2)
+
+    # 5. Drain replica 2 (SIGTERM) while it streams long answers and the clients keep going.
+    long_streams = [threading.Thread(target=lambda: one_request(
+        f"http://127.0.0.1:{PORTS[1]}/v1/chat/completions", stream=True, max_tokens=900))
+        for _ in range(2)]
+    for t in long_streams:
+        t.start()
+    time.sleep(0.5)
+    retried_before = retried_503()
+    threads, during = run_load(url, 3)
+    time.sleep(0.3)
+    replicas[1].send_signal(signal.SIGTERM)
+    for t in threads:
+        t.join()
+    code = replicas[1].wait(timeout=30)
+    for t in long_streams:
+        t.join()
+    failed = [e for _, e in during if e]
+    assert not failed, f"{len(failed)} of {len(during)} requests failed during the drain: {failed[:5]}"
+    assert code == 0, f"drained replica exited with {code}"
+    retried = retried_503() - retried_before
+    assert retried >= 1, "no request met the draining replica's 503 (nothing was retried)"
+    print(f"drain: {len(during)} requests ok, {retried} answered 503 by the draining replica "
+          f"and retried on the other; it exited 0")
+
+
+def retried_503():
+    """Requests that a replica answered 503 and nginx passed on to the other."""
+    log = open(os.path.join(WORK, "access.log")).read()
+    return len(re.findall(r"upstream_status=503, 200", log))
 
 
 try:

@@ -4,7 +4,8 @@
 #  2. check_manifests.py: compose, Kubernetes YAML and Dockerfiles agree on port, /health,
 #     read-only models, config file and grace periods;
 #  3. failover.py: deploy/nginx/nginx.conf with Debian's nginx in front of two real
-#     `ferrum serve` processes on loopback; one is killed under load.
+#     `ferrum serve` processes on loopback; under load one is killed, restarted, and then the
+#     other is drained with SIGTERM: no request started after the kill or during the drain fails.
 # Installs docker-compose, nginx and python3-yaml with apt when missing (root on Debian).
 # Needs the release binary (tests/e2e/run.sh builds it; built here when absent).
 # Usage: tests/deploy/run.sh
