@@ -140,7 +140,7 @@ fn serve(args: ServeArgs) -> Result<()> {
                 names = ?spec.served_model_name,
                 device = ?spec.device,
                 kv_cache_budget_mib = share.kv_cache_memory_bytes >> 20,
-                gpu_memory_utilization = share.gpu_memory_utilization,
+                gpu_memory_share = %format!("{:.2}", share.gpu_memory_utilization),
                 "model {i}: {}", spec.primary_name()
             );
         }
@@ -152,8 +152,13 @@ fn serve(args: ServeArgs) -> Result<()> {
         let loader = tokio::task::spawn_blocking(move || -> Result<()> {
             let several = specs.len() > 1;
             for (i, (spec, share)) in specs.iter().zip(&shares).enumerate() {
-                let model = load(&args, spec, share, several)
-                    .with_context(|| format!("model {}", spec.primary_name()))?;
+                let model = match load(&args, spec, share, several) {
+                    Ok(m) => m,
+                    Err(e) if several => {
+                        return Err(e.context(format!("model {}", spec.primary_name())))
+                    }
+                    Err(e) => return Err(e),
+                };
                 loader_state.set_model_ready(i, model);
                 tracing::info!("ready: {} answers on http://{addr}", spec.primary_name());
             }

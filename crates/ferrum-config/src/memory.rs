@@ -85,6 +85,9 @@ impl Unit {
     fn show(self, v: f64) -> String {
         match self {
             Unit::Fraction => format!("{v:.2}"),
+            Unit::Bytes if v < f64::from(1u32 << 30) => {
+                format!("{:.1} MiB", v / f64::from(1u32 << 20))
+            }
             Unit::Bytes => format!("{:.2} GiB", v / f64::from(1u32 << 30)),
         }
     }
@@ -151,6 +154,19 @@ fn split(
         Unit::Fraction => each < 0.01,
         Unit::Bytes => each < f64::from(1u32 << 20),
     };
+    if open > 0 && too_small && explicit == 0.0 {
+        return Err(ConfigError::MemorySplit(format!(
+            "{} of {} split over {open} models ({}) gives each {}, too little: raise {}",
+            unit.key(),
+            unit.show(b.total),
+            named(&|_| true),
+            unit.show(each),
+            match unit {
+                Unit::Bytes => "--kv-cache-memory-bytes",
+                Unit::Fraction => "--gpu-memory-utilization",
+            }
+        )));
+    }
     if open > 0 && too_small {
         return Err(ConfigError::MemorySplit(format!(
             "the models with their own {} ({}) leave {} of {} for {}: give {} its own {} or \
@@ -259,7 +275,17 @@ mod tests {
             )
             .expect_err("nothing left");
         let m = e.to_string();
-        assert!(m.contains("leave 0.00 GiB of 2.00 GiB for y"), "{m}");
+        assert!(m.contains("leave 0.0 MiB of 2.00 GiB for y"), "{m}");
+
+        let tiny = args(&["--kv-cache-memory-bytes", "1M"]);
+        let e = tiny
+            .memory_split(&[spec("x", None, None), spec("y", None, None)], 2 << 30)
+            .expect_err("too small");
+        let m = e.to_string();
+        assert!(
+            m.contains("kv-cache-memory-bytes of 1.0 MiB split over 2 models (x + y) gives each 0.5 MiB, too little: raise --kv-cache-memory-bytes"),
+            "{m}"
+        );
     }
 
     #[test]

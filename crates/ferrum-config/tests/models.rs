@@ -148,6 +148,6 @@ fn over_budget_split_is_refused() {
     let specs = a.model_specs().expect("specs");
     let e = a.memory_split(&specs, 2 << 30).expect_err("over");
     let m = e.to_string();
-    assert!(m.contains("1.25 GiB (a 0.75 GiB + b 0.50 GiB)"), "{m}");
+    assert!(m.contains("1.25 GiB (a 768.0 MiB + b 512.0 MiB)"), "{m}");
     assert!(m.contains("1.00 GiB (--kv-cache-memory-bytes)"), "{m}");
 }
