@@ -265,6 +265,8 @@ fn load(
         "model: {model_path}"
     );
     let tokenizer = Arc::new(bundle.tokenizer);
+    // The engine's settings grow (device, GPU share); the rest keep the engine's defaults.
+    #[allow(clippy::needless_update)]
     let config = EngineConfig {
         max_num_seqs: spec.max_num_seqs,
         max_num_batched_tokens: spec.max_num_batched_tokens,
@@ -288,6 +290,9 @@ fn load(
         },
         threads: args.parallel.threads,
         seed: Some(args.model.seed),
+        // The device and the GPU share (`spec.device`, `share.gpu_memory_utilization`) go
+        // here once the engine takes them.
+        ..EngineConfig::default()
     };
     // The engine takes its own bundle (it owns the weights); this one's tokenizer stays here.
     let engine_bundle = ModelBundle::open(path).with_context(|| format!("loading {model_path}"))?;
