@@ -89,6 +89,8 @@ pub(crate) struct Transfer<'a> {
     pub dest: &'a Path,
     pub size: Option<u64>,
     pub digest: Option<Digest>,
+    /// The shared bar of files fetched together.
+    pub group: Option<&'a std::sync::Arc<crate::progress::Group>>,
 }
 
 /// How one GET ended.
@@ -140,7 +142,7 @@ pub(crate) fn download(
     }
     file.seek(SeekFrom::Start(have))
         .map_err(io_err(t.incomplete))?;
-    let mut bar = progress.file(t.name, t.size, have);
+    let mut bar = progress.file(t.name, t.size, have, t.group);
     let mut attempt = 0;
     loop {
         if t.size == Some(have) {

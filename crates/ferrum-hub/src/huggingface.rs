@@ -19,6 +19,7 @@ use crate::download::{download, Digest, Transfer};
 use crate::error::{io_err, HubError, Result};
 use crate::http::{check_status, header, join_url, quote, Client, Follow};
 use crate::model_ref::RepoRef;
+use crate::parallel::for_each;
 use crate::progress::Progress;
 use crate::selection::{complete_in, plan, shards, Plan};
 use crate::settings::HubConfig;
@@ -82,6 +83,7 @@ pub(crate) fn fetch(
         repo,
         commit: &commit,
         progress,
+        group: None,
     };
     let path = match plan(repo, &listing)? {
         Plan::Gguf(f) => files.fetch(&f)?,
@@ -95,8 +97,15 @@ pub(crate) fn fetch(
             if let Some(ix) = index {
                 let p = cache.snapshot(&commit).join(&ix);
                 let bytes = std::fs::read(&p).map_err(io_err(&p))?;
-                for shard in shards(&repo.repo_id, &bytes)? {
-                    files.fetch(&shard)?;
+                let shards = shards(&repo.repo_id, &bytes)?;
+                let group = progress.group(&format!("{} ({} shards)", repo.repo_id, shards.len()));
+                let files = Files {
+                    group: group.as_ref(),
+                    ..files
+                };
+                for_each(&shards, cfg.workers, |s| files.fetch(s).map(|_| ()))?;
+                if let Some(g) = group {
+                    g.finish();
                 }
             }
             cache.snapshot(&commit)
@@ -158,6 +167,7 @@ struct Files<'a> {
     repo: &'a RepoRef,
     commit: &'a str,
     progress: Progress,
+    group: Option<&'a std::sync::Arc<crate::progress::Group>>,
 }
 
 impl Files<'_> {
@@ -207,6 +217,7 @@ impl Files<'_> {
                         dest: &blob,
                         size,
                         digest: Digest::from_etag(&etag),
+                        group: self.group,
                     },
                     self.cfg,
                     self.progress,

@@ -12,6 +12,7 @@ mod http;
 mod huggingface;
 mod model_ref;
 mod modelscope;
+mod parallel;
 mod progress;
 mod selection;
 mod settings;

@@ -17,6 +17,7 @@ use crate::download::{download, Digest, Transfer};
 use crate::error::{io_err, HubError, Result};
 use crate::http::{check_status, quote, Client, Follow};
 use crate::model_ref::RepoRef;
+use crate::parallel::for_each;
 use crate::progress::Progress;
 use crate::selection::{complete_in, plan, shards, Plan};
 use crate::settings::HubConfig;
@@ -82,32 +83,36 @@ pub(crate) fn fetch(
         Err(e) => return Err(e),
     };
     let names: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
-    let get = |name: &str| -> Result<PathBuf> {
-        let meta =
-            files
-                .iter()
-                .find(|f| f.path == name)
-                .ok_or_else(|| HubError::EntryNotFound {
-                    repo: repo.repo_id.clone(),
-                    revision: revision.into(),
-                    file: name.into(),
-                })?;
-        fetch_file(&client, cfg, repo, revision, meta, &dir, progress)
-    };
+    let get =
+        |name: &str, group: Option<&std::sync::Arc<crate::progress::Group>>| -> Result<PathBuf> {
+            let meta =
+                files
+                    .iter()
+                    .find(|f| f.path == name)
+                    .ok_or_else(|| HubError::EntryNotFound {
+                        repo: repo.repo_id.clone(),
+                        revision: revision.into(),
+                        file: name.into(),
+                    })?;
+            fetch_file(&client, cfg, repo, revision, meta, &dir, progress, group)
+        };
     let path = match plan(repo, &names)? {
-        Plan::Gguf(f) => get(&f)?,
+        Plan::Gguf(f) => get(&f, None)?,
         Plan::Folder {
             files: wanted,
             index,
         } => {
             for f in &wanted {
-                get(f)?;
+                get(f, None)?;
             }
             if let Some(ix) = index {
                 let p = dir.join(&ix);
                 let bytes = std::fs::read(&p).map_err(io_err(&p))?;
-                for shard in shards(&repo.repo_id, &bytes)? {
-                    get(&shard)?;
+                let shards = shards(&repo.repo_id, &bytes)?;
+                let group = progress.group(&format!("{} ({} shards)", repo.repo_id, shards.len()));
+                for_each(&shards, cfg.workers, |s| get(s, group.as_ref()).map(|_| ()))?;
+                if let Some(g) = group {
+                    g.finish();
                 }
             }
             dir.clone()
@@ -170,6 +175,7 @@ fn fetch_file(
     meta: &FileMeta,
     dir: &Path,
     progress: Progress,
+    group: Option<&std::sync::Arc<crate::progress::Group>>,
 ) -> Result<PathBuf> {
     if meta.path.starts_with('/') || meta.path.split('/').any(|p| p == "..") {
         return Err(HubError::BadResponse(format!(
@@ -213,6 +219,7 @@ fn fetch_file(
                 .as_deref()
                 .filter(|h| h.len() == 64)
                 .map(|h| Digest::Sha256(h.to_ascii_lowercase())),
+            group,
         },
         cfg,
         progress,

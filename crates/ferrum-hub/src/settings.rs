@@ -47,6 +47,8 @@ pub struct HubConfig {
     pub offline: bool,
     /// Whether progress may be drawn at all (HF_HUB_DISABLE_PROGRESS_BARS turns it off).
     pub progress: bool,
+    /// Files downloaded at once (shards of one model), as `huggingface_hub`'s 8 workers.
+    pub workers: usize,
     /// Attempts per file before a network error is final (each resumes where the last stopped).
     pub attempts: u32,
     /// Pause before the second attempt; doubled for each later one.
@@ -134,6 +136,10 @@ impl HubConfig {
             modelscope_cache,
             offline,
             progress: !get("HF_HUB_DISABLE_PROGRESS_BARS").is_some_and(|v| truthy(&v)),
+            workers: get("FERRUM_DOWNLOAD_WORKERS")
+                .and_then(|w| w.parse().ok())
+                .filter(|&w| w > 0)
+                .unwrap_or(8),
             attempts: 5,
             retry_delay: std::time::Duration::from_millis(500),
         }
