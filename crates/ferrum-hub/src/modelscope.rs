@@ -94,7 +94,14 @@ pub(crate) fn fetch(
                         revision: revision.into(),
                         file: name.into(),
                     })?;
-            fetch_file(&client, cfg, repo, revision, meta, &dir, progress, group)
+            let at = Place {
+                client: &client,
+                cfg,
+                repo,
+                revision,
+                dir: &dir,
+            };
+            fetch_file(&at, meta, progress, group)
         };
     let path = match plan(repo, &names)? {
         Plan::Gguf(f) => get(&f, None)?,
@@ -167,16 +174,28 @@ fn list_files(
     }
 }
 
+/// Where files of one model revision come from and go to.
+struct Place<'a> {
+    client: &'a Client,
+    cfg: &'a HubConfig,
+    repo: &'a RepoRef,
+    revision: &'a str,
+    dir: &'a Path,
+}
+
 fn fetch_file(
-    client: &Client,
-    cfg: &HubConfig,
-    repo: &RepoRef,
-    revision: &str,
+    at: &Place,
     meta: &FileMeta,
-    dir: &Path,
     progress: Progress,
     group: Option<&std::sync::Arc<crate::progress::Group>>,
 ) -> Result<PathBuf> {
+    let Place {
+        client,
+        cfg,
+        repo,
+        revision,
+        dir,
+    } = *at;
     if meta.path.starts_with('/') || meta.path.split('/').any(|p| p == "..") {
         return Err(HubError::BadResponse(format!(
             "{}: the listing names a path outside the repository: {}",
