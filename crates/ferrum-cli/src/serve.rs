@@ -20,7 +20,7 @@ use ferrum_config::{
 };
 use ferrum_engine::{start_engine, EngineConfig, SchedulingPolicy, DEFAULT_CPU_KV_CACHE_BYTES};
 use ferrum_model::{GenerationDefaults, ModelBundle, ModelFiles};
-use ferrum_server::{AppState, ModelContext, ServerOptions};
+use ferrum_server::{AppState, Engine, EngineLoader, KeepAliveEngine, ModelContext, ServerOptions};
 use ferrum_tokenizer::ChatTemplate;
 use ferrum_types::SamplingParams;
 use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriterExt};
@@ -265,9 +265,68 @@ fn load(
         "model: {model_path}"
     );
     let tokenizer = Arc::new(bundle.tokenizer);
+    let config = engine_config(args, spec, share, several);
+    // The engine takes its own bundle (it owns the weights); this one's tokenizer stays here.
+    let engine_bundle = ModelBundle::open(path).with_context(|| format!("loading {model_path}"))?;
+    let (engine, info) = start_engine(engine_bundle, config.clone()).map_err(|e| anyhow!("{e}"))?;
+    let engine: Arc<dyn Engine> = Arc::new(engine);
+    let engine = match spec.keep_alive {
+        None => engine,
+        Some(keep_alive) => {
+            tracing::info!(
+                "{}: keep-alive {} s: its engine stops after that long without requests and starts again with the next one",
+                spec.primary_name(),
+                keep_alive.as_secs()
+            );
+            let path = path.to_path_buf();
+            let loader: EngineLoader = Box::new(move || {
+                let bundle = ModelBundle::open(&path).map_err(|e| format!("{e:#}"))?;
+                start_engine(bundle, config.clone())
+                    .map(|(handle, _)| Arc::new(handle) as Arc<dyn Engine>)
+                    .map_err(|e| e.to_string())
+            });
+            Arc::new(KeepAliveEngine::start(
+                spec.primary_name(),
+                engine,
+                keep_alive,
+                loader,
+            ))
+        }
+    };
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    tracing::info!(
+        device = %info.device,
+        "memory plan of {}: weights {:.1} MiB, KV cache {} blocks x {} tokens ({:.1} MiB), {:.1} requests of {} tokens at once (max-num-seqs {})",
+        spec.primary_name(),
+        mib(weights_bytes),
+        info.num_blocks,
+        info.block_size,
+        mib(info.kv_cache_bytes),
+        info.max_concurrency,
+        info.max_model_len,
+        spec.max_num_seqs
+    );
+    Ok(ModelContext {
+        engine,
+        tokenizer,
+        template: template.map(Arc::new),
+        max_model_len: info.max_model_len,
+        vocab_size: info.vocab_size,
+        default_sampling,
+        default_max_tokens,
+    })
+}
+
+/// One model's engine settings: its own, the global ones, and its memory share.
+fn engine_config(
+    args: &ServeArgs,
+    spec: &ModelSpec,
+    share: &MemoryShare,
+    several: bool,
+) -> EngineConfig {
     // The engine's settings grow (device, GPU share); the rest keep the engine's defaults.
     #[allow(clippy::needless_update)]
-    let config = EngineConfig {
+    EngineConfig {
         max_num_seqs: spec.max_num_seqs,
         max_num_batched_tokens: spec.max_num_batched_tokens,
         max_model_len: match spec.max_model_len {
@@ -293,32 +352,7 @@ fn load(
         // The device and the GPU share (`spec.device`, `share.gpu_memory_utilization`) go
         // here once the engine takes them.
         ..EngineConfig::default()
-    };
-    // The engine takes its own bundle (it owns the weights); this one's tokenizer stays here.
-    let engine_bundle = ModelBundle::open(path).with_context(|| format!("loading {model_path}"))?;
-    let (engine, info) = start_engine(engine_bundle, config).map_err(|e| anyhow!("{e}"))?;
-    let mib = |b: u64| b as f64 / (1 << 20) as f64;
-    tracing::info!(
-        device = %info.device,
-        "memory plan of {}: weights {:.1} MiB, KV cache {} blocks x {} tokens ({:.1} MiB), {:.1} requests of {} tokens at once (max-num-seqs {})",
-        spec.primary_name(),
-        mib(weights_bytes),
-        info.num_blocks,
-        info.block_size,
-        mib(info.kv_cache_bytes),
-        info.max_concurrency,
-        info.max_model_len,
-        spec.max_num_seqs
-    );
-    Ok(ModelContext {
-        engine: Arc::new(engine),
-        tokenizer,
-        template: template.map(Arc::new),
-        max_model_len: info.max_model_len,
-        vocab_size: info.vocab_size,
-        default_sampling,
-        default_max_tokens,
-    })
+    }
 }
 
 fn compile_template(source: &str, bundle: &ModelBundle) -> Result<ChatTemplate> {

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, ValueEnum};
 
-use crate::human::{parse_human_count, parse_max_model_len, ContextLen};
+use crate::human::{parse_human_count, parse_keep_alive, parse_max_model_len, ContextLen};
 use crate::models::ModelEntry;
 
 /// Everything `ferrum serve` accepts.
@@ -110,6 +110,10 @@ pub struct ModelArgs {
     /// The largest `top_logprobs` / `logprobs` a request may ask for.
     #[arg(long, default_value_t = 20)]
     pub max_logprobs: usize,
+    /// Stop a model's engine after this long without requests (`300`, `5m`, `1h`) and start
+    /// it again on the next request, giving its memory back meanwhile. Unset: always loaded.
+    #[arg(long, value_parser = parse_keep_alive, value_name = "DURATION")]
+    pub keep_alive: Option<std::time::Duration>,
 }
 
 /// The KV cache.

@@ -26,6 +26,29 @@ pub fn parse_max_model_len(s: &str) -> Result<ContextLen, String> {
         .map_err(|_| format!("{s} is too large"))
 }
 
+/// `--keep-alive`: seconds, or a number with `s`, `m` or `h` (`300`, `90s`, `5m`, `1h`).
+pub fn parse_keep_alive(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let bad = || format!("{s:?} is not a duration (examples: 300, 90s, 5m, 1h)");
+    let (digits, unit) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&t[..i], c),
+        Some(_) => (t, 's'),
+        None => return Err(bad()),
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        's' => Some(n),
+        'm' => n.checked_mul(60),
+        'h' => n.checked_mul(3600),
+        _ => None,
+    }
+    .ok_or_else(bad)?;
+    if secs == 0 {
+        return Err("must be at least 1 second (leave it unset to keep models loaded)".into());
+    }
+    Ok(std::time::Duration::from_secs(secs))
+}
+
 /// A non-negative count with an optional k/m/g/t (decimal) or K/M/G/T (binary) suffix.
 pub fn parse_human_count(s: &str) -> Result<u64, String> {
     let t = s.trim();

@@ -23,7 +23,7 @@ pub use args::{
 };
 pub use error::ConfigError;
 pub use file::{read_config_file, FileEntry};
-pub use human::{parse_human_count, parse_max_model_len, ContextLen};
+pub use human::{parse_human_count, parse_keep_alive, parse_max_model_len, ContextLen};
 pub use layers::{load_from, ENV_HELP};
 pub use memory::MemoryShare;
 pub use models::{default_names, parse_model_entries, ModelEntry, ModelSpec, ENTRY_KEYS};

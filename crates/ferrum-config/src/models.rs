@@ -11,6 +11,7 @@
 //! - Every model answers to at least one name, and a name routes to exactly one model.
 
 use std::path::Path;
+use std::time::Duration;
 
 use clap::ValueEnum;
 use serde_json::Value;
@@ -18,7 +19,7 @@ use serde_json::Value;
 use crate::args::{Device, ServeArgs};
 use crate::error::ConfigError;
 use crate::file::kind;
-use crate::human::{parse_human_count, parse_max_model_len, ContextLen};
+use crate::human::{parse_human_count, parse_keep_alive, parse_max_model_len, ContextLen};
 use crate::validate::{chat_template_source, generation_config, GenerationConfig};
 
 /// The keys a `models:` entry may have.
@@ -33,6 +34,7 @@ pub const ENTRY_KEYS: &[&str] = &[
     "generation-config",
     "max-num-seqs",
     "max-num-batched-tokens",
+    "keep-alive",
 ];
 
 /// One entry of `models:` as written (unset keys are `None`).
@@ -48,6 +50,7 @@ pub struct ModelEntry {
     pub generation_config: Option<String>,
     pub max_num_seqs: Option<usize>,
     pub max_num_batched_tokens: Option<usize>,
+    pub keep_alive: Option<Duration>,
 }
 
 /// Parses the value of `models:`; the error is the file error's message.
@@ -126,6 +129,10 @@ fn parse_entry(item: &Value) -> Result<ModelEntry, String> {
             "generation-config" => entry.generation_config = Some(text(k, v)?),
             "max-num-seqs" => entry.max_num_seqs = Some(count(k, v)?),
             "max-num-batched-tokens" => entry.max_num_batched_tokens = Some(count(k, v)?),
+            "keep-alive" => {
+                entry.keep_alive =
+                    Some(parse_keep_alive(&scalar(k, v)?).map_err(|m| format!("{k}: {m}"))?)
+            }
             _ => unknown.push(key),
         }
     }
@@ -198,6 +205,8 @@ pub struct ModelSpec {
     pub generation_config: String,
     pub max_num_seqs: usize,
     pub max_num_batched_tokens: usize,
+    /// Unload the engine after this long without requests; `None`: always loaded.
+    pub keep_alive: Option<Duration>,
 }
 
 impl ModelSpec {
@@ -247,6 +256,7 @@ impl ServeArgs {
             generation_config: self.model.generation_config.clone(),
             max_num_seqs: self.scheduler.max_num_seqs,
             max_num_batched_tokens: self.scheduler.max_num_batched_tokens,
+            keep_alive: self.model.keep_alive,
         };
         let paths = self.model_paths();
         let mut specs: Vec<ModelSpec> = if !paths.is_empty() {
@@ -283,6 +293,7 @@ impl ServeArgs {
                     s.max_num_seqs = e.max_num_seqs.unwrap_or(s.max_num_seqs);
                     s.max_num_batched_tokens =
                         e.max_num_batched_tokens.unwrap_or(s.max_num_batched_tokens);
+                    s.keep_alive = e.keep_alive.or(s.keep_alive);
                     s
                 })
                 .collect()
@@ -343,7 +354,7 @@ mod tests {
             "/models/a",
             {"model": "/models/b", "served_model_name": ["b", "bee"], "max-model-len": "4k",
              "kv_cache_memory_bytes": "512M", "gpu-memory-utilization": 0.4, "device": "CPU",
-             "max-num-seqs": 8}
+             "max-num-seqs": 8, "keep_alive": "5m"}
         ]);
         let e = parse_model_entries(&v).expect("parse");
         assert_eq!(e[0].model, "/models/a");
@@ -354,6 +365,8 @@ mod tests {
         assert_eq!(e[1].gpu_memory_utilization, Some(0.4));
         assert_eq!(e[1].device, Some(Device::Cpu));
         assert_eq!(e[1].max_num_seqs, Some(8));
+        assert_eq!(e[1].keep_alive, Some(Duration::from_secs(300)));
+        assert_eq!(e[0].keep_alive, None);
     }
 
     #[test]
@@ -380,6 +393,10 @@ mod tests {
             (
                 json!([{"model": "a", "kv-cache-memory-bytes": "lots"}]),
                 "kv-cache-memory-bytes:",
+            ),
+            (
+                json!([{"model": "a", "keep-alive": "soon"}]),
+                "keep-alive: \"soon\" is not a duration",
             ),
             (
                 json!([7]),

@@ -247,3 +247,36 @@ pub fn assert_error_shape(body: &Value) {
         "{body}"
     );
 }
+
+/// A random-weight test model's tokenizer and template with a scripted fake engine that
+/// answers `reply`; the folder must outlive the context.
+pub fn fake_model(
+    spec: &ferrum_testkit::TestModelSpec,
+    max_model_len: usize,
+    reply: &str,
+) -> (Arc<FakeEngine>, ModelContext, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tmp");
+    ferrum_testkit::write_test_model(dir.path(), spec).expect("model");
+    let bundle = ferrum_model::ModelBundle::open(dir.path()).expect("bundle");
+    let template = bundle.compile_chat_template().expect("template");
+    let tokenizer = Arc::new(bundle.tokenizer);
+    let engine = Arc::new(FakeEngine {
+        script: Mutex::new(tokenizer.encode(reply, false).expect("encode")),
+        delay: Mutex::new(Duration::from_millis(1)),
+        running: Arc::new(AtomicUsize::new(0)),
+        added: AtomicUsize::new(0),
+        dead: Arc::new(OnceLock::new()),
+        eos: bundle.config.eos_token_ids.first().copied().unwrap_or(0),
+        last_request: Mutex::new(None),
+    });
+    let context = ModelContext {
+        engine: engine.clone(),
+        tokenizer,
+        template: Some(Arc::new(template)),
+        max_model_len,
+        vocab_size: bundle.config.vocab_size,
+        default_sampling: SamplingParams::default(),
+        default_max_tokens: None,
+    };
+    (engine, context, dir)
+}
