@@ -45,19 +45,24 @@ def die_with_parent():
     ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def spawn(args, log):
-    p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+def spawn(args, log, env=None):
+    p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env,
+                         preexec_fn=die_with_parent)
     children.append(p)
     return p
 
 
 def start_replica(port):
+    """As the compose service runs it: the model from MODEL_NAME, address and port from the
+    environment (the image sets FERRUM_HOST/FERRUM_PORT), `--config` from the command; the
+    command line adds only what a 135M model on one CPU thread needs."""
     log = open(os.path.join(WORK, f"ferrum-{port}.log"), "ab")
+    env = {**os.environ, "MODEL_NAME": MODEL, "FERRUM_HOST": "127.0.0.1", "FERRUM_PORT": str(port)}
     return spawn(
-        [BIN, "serve", MODEL, "--config", CONFIG, "--host", "127.0.0.1", "--port", str(port),
+        [BIN, "serve", "--config", CONFIG,
          "--served-model-name", "smollm2", "--max-model-len", "1024",
          "--kv-cache-memory-bytes", "64M", "--threads", "1", "--shutdown-timeout", "2"],
-        log,
+        log, env,
     )
 
 
