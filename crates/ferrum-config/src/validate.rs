@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use crate::args::{Device, ServeArgs};
+use crate::args::ServeArgs;
 use crate::error::ConfigError;
 use crate::models::ModelSpec;
 
@@ -149,9 +149,6 @@ impl ServeArgs {
                     p.tensor_parallel_size
                 ),
             ));
-        }
-        if p.device == Device::Cuda {
-            return Err(ConfigError::invalid("--device", no_cuda_help()));
         }
         let m = &self.model;
         if !DTYPES.contains(&m.dtype.as_str()) {
@@ -317,9 +314,6 @@ fn check_spec(spec: &ModelSpec, several: bool) -> Result<(), ConfigError> {
             "max-num-batched-tokens",
             "must be at least 1",
         )));
-    }
-    if spec.device == Device::Cuda {
-        return Err(wrap(ConfigError::invalid("--device", no_cuda_help())));
     }
     for name in &spec.served_model_name {
         if name.trim().is_empty() || name.len() > 256 {

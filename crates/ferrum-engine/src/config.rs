@@ -2,6 +2,16 @@
 
 pub use ferrum_scheduler::SchedulingPolicy;
 
+/// `--device`: where the model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Device {
+    /// CUDA when a driver and a GPU are present (and the model is dense), else the CPU.
+    #[default]
+    Auto,
+    Cpu,
+    Cuda,
+}
+
 /// Limits of one engine (vLLM's flag names in the comments).
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineConfig {
@@ -22,6 +32,11 @@ pub struct EngineConfig {
     pub kv_cache_memory_bytes: Option<u64>,
     /// CPU threads; 0 uses every core.
     pub threads: usize,
+    /// `--device`
+    pub device: Device,
+    /// `--gpu-memory-utilization`: the fraction of the card's total memory this engine may use
+    /// for weights, activations and KV cache (ignored on the CPU).
+    pub gpu_memory_utilization: f32,
     /// `--seed`: makes requests without their own seed reproducible.
     pub seed: Option<u64>,
 }
@@ -38,6 +53,8 @@ impl Default for EngineConfig {
             scheduling_policy: SchedulingPolicy::Fcfs,
             kv_cache_memory_bytes: None,
             threads: 0,
+            device: Device::Auto,
+            gpu_memory_utilization: 0.9,
             seed: None,
         }
     }

@@ -14,9 +14,12 @@ mod handle;
 mod sizing;
 mod thread;
 
-pub use config::{EngineConfig, EngineInfo, SchedulingPolicy};
+pub use config::{Device, EngineConfig, EngineInfo, SchedulingPolicy};
 pub use core::EngineCore;
 pub use error::EngineError;
 pub use handle::{EngineHandle, RequestStream};
-pub use sizing::{plan_cpu_kv_cache, KvPlan, DEFAULT_CPU_KV_CACHE_BYTES};
+pub use sizing::{
+    plan_cpu_kv_cache, plan_gpu_kv_cache, workspace_bytes, GpuMemory, KvPlan,
+    DEFAULT_CPU_KV_CACHE_BYTES,
+};
 pub use thread::start_engine;

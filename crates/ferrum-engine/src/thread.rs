@@ -1,4 +1,9 @@
-//! Start-up (model load, KV sizing) and the engine thread's loop.
+//! Start-up (device choice, model load, KV sizing) and the engine thread's loop.
+//!
+//! Device choice (`--device`): `cpu` and `cuda` are taken as asked, and `cuda` fails at start-up
+//! with the reason (no driver, no GPU, a missing library, quantized GGUF weights). `auto` takes
+//! CUDA when a driver and a usable GPU are present and the model is a Hugging Face checkpoint
+//! (not GGUF), else the CPU, and logs why when a driver was found but CUDA was unusable.
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -6,6 +11,7 @@ use std::sync::mpsc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ferrum_backend::cpu::CpuBackend;
+use ferrum_backend::cuda::{self, CudaBackend};
 use ferrum_backend::{Backend, KvCacheSpec};
 use ferrum_executor::{Executor, ModelRunner};
 use ferrum_model::{DecoderModel, ModelBundle};
@@ -14,15 +20,20 @@ use ferrum_types::{EngineOutput, EngineRequest, EngineStats, FinishReason, Token
 use tokio::sync::{mpsc as tmpsc, watch};
 
 use crate::handle::Command;
-use crate::sizing::plan_cpu_kv_cache;
-use crate::{EngineConfig, EngineCore, EngineError, EngineHandle, EngineInfo};
+use crate::sizing::{plan_cpu_kv_cache, plan_gpu_kv_cache, workspace_bytes, GpuMemory, KvPlan};
+use crate::{Device, EngineConfig, EngineCore, EngineError, EngineHandle, EngineInfo};
 
-/// Loads the model on the CPU backend, sizes the KV cache and starts the engine thread.
+fn startup(e: &dyn std::fmt::Display) -> EngineError {
+    EngineError::Startup(e.to_string())
+}
+
+/// Loads the model on the device `config.device` selects, sizes the KV cache and starts the
+/// engine thread.
 pub fn start_engine(
     bundle: ModelBundle,
     config: EngineConfig,
 ) -> Result<(EngineHandle, EngineInfo), EngineError> {
-    let cfg = bundle.config.clone();
+    let cfg = &bundle.config;
     let max_model_len = match config.max_model_len {
         0 => cfg.max_position_embeddings,
         n if n > cfg.max_position_embeddings => {
@@ -34,12 +45,101 @@ pub fn start_engine(
         }
         n => n,
     };
+    match config.device {
+        Device::Cpu => start_cpu(bundle, config, max_model_len),
+        Device::Cuda => {
+            // A GGUF file of quantized tensors fails at its first such tensor, with the reason.
+            let backend = CudaBackend::new(0)
+                .map_err(|e| EngineError::Startup(format!("--device cuda: {e}")))?;
+            start_cuda(backend, bundle, config, max_model_len)
+        }
+        Device::Auto => {
+            // GGUF checkpoints are mostly block-quantized, which only the CPU backend runs.
+            if bundle.files.is_gguf() || !cuda::driver_present() {
+                return start_cpu(bundle, config, max_model_len);
+            }
+            match CudaBackend::new(0) {
+                Ok(backend) => start_cuda(backend, bundle, config, max_model_len),
+                Err(e) => {
+                    tracing::warn!(reason = %e, "--device auto: CUDA unusable, running on the CPU");
+                    start_cpu(bundle, config, max_model_len)
+                }
+            }
+        }
+    }
+}
+
+fn start_cpu(
+    bundle: ModelBundle,
+    config: EngineConfig,
+    max_model_len: usize,
+) -> Result<(EngineHandle, EngineInfo), EngineError> {
+    // Planned before the (long) load so that a cache that cannot fit fails at once.
     let plan = plan_cpu_kv_cache(
-        cfg.kv_bytes_per_token(4),
+        bundle.config.kv_bytes_per_token(4),
         config.block_size,
         max_model_len,
         config.kv_cache_memory_bytes,
     )?;
+    let backend = CpuBackend::new(config.threads).map_err(|e| startup(&e))?;
+    let model = DecoderModel::load(&backend, bundle.config.clone(), bundle.weights.as_ref())
+        .map_err(|e| startup(&e))?;
+    launch(backend, model, &bundle, config, max_model_len, plan)
+}
+
+fn start_cuda(
+    backend: CudaBackend,
+    bundle: ModelBundle,
+    config: EngineConfig,
+    max_model_len: usize,
+) -> Result<(EngineHandle, EngineInfo), EngineError> {
+    let (free0, total) = backend.memory_info().map_err(|e| startup(&e))?;
+    let model = DecoderModel::load(&backend, bundle.config.clone(), bundle.weights.as_ref())
+        .map_err(|e| {
+            EngineError::Startup(format!("loading the weights on {}: {e}", backend.name()))
+        })?;
+    let (free1, _) = backend.memory_info().map_err(|e| startup(&e))?;
+    let mem = GpuMemory {
+        total,
+        used: total.saturating_sub(free1),
+        weights: free0.saturating_sub(free1),
+    };
+    let workspace = workspace_bytes(
+        &bundle.config,
+        config.max_num_batched_tokens,
+        config.max_num_seqs,
+        2,
+    );
+    let plan = plan_gpu_kv_cache(
+        bundle.config.kv_bytes_per_token(2),
+        config.block_size,
+        max_model_len,
+        config.gpu_memory_utilization,
+        mem,
+        workspace,
+        config.kv_cache_memory_bytes,
+    )?;
+    tracing::info!(
+        device = %backend.name(),
+        weights_mib = mem.weights >> 20,
+        workspace_mib = workspace >> 20,
+        kv_cache_mib = plan.bytes >> 20,
+        gpu_memory_utilization = config.gpu_memory_utilization,
+        "GPU memory plan"
+    );
+    launch(backend, model, &bundle, config, max_model_len, plan)
+}
+
+/// The device-independent rest of start-up: scheduler, runner, executor and the thread.
+fn launch<B: Backend + 'static>(
+    backend: B,
+    model: DecoderModel<B>,
+    bundle: &ModelBundle,
+    config: EngineConfig,
+    max_model_len: usize,
+    plan: KvPlan,
+) -> Result<(EngineHandle, EngineInfo), EngineError> {
+    let cfg = &bundle.config;
     let sched_cfg = SchedulerConfig {
         max_num_seqs: config.max_num_seqs,
         max_num_batched_tokens: config.max_num_batched_tokens,
@@ -52,10 +152,6 @@ pub fn start_engine(
         long_prefill_token_threshold: None,
     };
     let scheduler = Scheduler::new(sched_cfg).map_err(|e| EngineError::Startup(e.to_string()))?;
-    let startup = |e: &dyn std::fmt::Display| EngineError::Startup(e.to_string());
-    let backend = CpuBackend::new(config.threads).map_err(|e| startup(&e))?;
-    let model = DecoderModel::load(&backend, cfg.clone(), bundle.weights.as_ref())
-        .map_err(|e| startup(&e))?;
     let spec = KvCacheSpec {
         num_layers: cfg.num_layers,
         num_kv_heads: cfg.num_kv_heads,
@@ -316,4 +412,53 @@ fn now_secs() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny_bundle(dir: &std::path::Path) -> ModelBundle {
+        ferrum_testkit::write_test_model(dir, &ferrum_testkit::tiny_llama()).unwrap();
+        ModelBundle::open(dir).unwrap()
+    }
+
+    #[test]
+    fn device_cuda_without_a_usable_gpu_fails_at_start_up_with_the_reason() {
+        if CudaBackend::new(0).is_ok() {
+            eprintln!("skipped: a CUDA device is usable here");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let config = EngineConfig {
+            device: Device::Cuda,
+            max_model_len: 64,
+            ..EngineConfig::default()
+        };
+        let e = start_engine(tiny_bundle(dir.path()), config)
+            .err()
+            .expect("must fail");
+        let m = e.to_string();
+        assert!(m.starts_with("--device cuda: "), "{m}");
+        assert!(
+            m.contains("--device cpu") || m.contains("LD_LIBRARY_PATH"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn device_auto_without_a_usable_gpu_runs_on_the_cpu() {
+        if CudaBackend::new(0).is_ok() {
+            eprintln!("skipped: a CUDA device is usable here");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let config = EngineConfig {
+            max_model_len: 64,
+            threads: 1,
+            ..EngineConfig::default()
+        };
+        let (_h, info) = start_engine(tiny_bundle(dir.path()), config).unwrap();
+        assert!(info.device.starts_with("cpu"), "{}", info.device);
+    }
 }

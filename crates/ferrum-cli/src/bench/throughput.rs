@@ -33,6 +33,12 @@ pub struct ThroughputArgs {
     seed: u64,
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Where to run: auto (CUDA when a GPU is usable), cpu or cuda.
+    #[arg(long, value_enum, default_value_t = ferrum_config::Device::Auto)]
+    device: ferrum_config::Device,
+    /// Fraction of the GPU's memory to use (weights, activations and KV cache).
+    #[arg(long, default_value_t = 0.9)]
+    gpu_memory_utilization: f32,
     #[arg(long, default_value_t = 256)]
     max_num_seqs: usize,
     #[arg(long, default_value_t = 2048)]
@@ -82,6 +88,8 @@ pub fn run(a: ThroughputArgs) -> Result<std::process::ExitCode> {
         scheduling_policy: SchedulingPolicy::Fcfs,
         kv_cache_memory_bytes: a.kv_cache_memory_bytes,
         threads: a.threads,
+        device: crate::generate::engine_device(a.device),
+        gpu_memory_utilization: a.gpu_memory_utilization,
         seed: Some(a.seed),
         ..EngineConfig::default()
     };
