@@ -47,15 +47,27 @@ def published_ports(svc):
             for p in svc.get("ports", [])]
 
 
+def mounts(svc):
+    """(source, target, read_only) of each volume, from the short or the long syntax (Compose
+    v1 prints the short one, v2 the long one)."""
+    out = []
+    for v in svc.get("volumes", []):
+        if isinstance(v, dict):
+            out.append((str(v.get("source")), v.get("target"), bool(v.get("read_only"))))
+        else:
+            parts = str(v).split(":")
+            out.append((parts[0], parts[1], parts[2:3] == ["ro"]))
+    return out
+
+
 def check_ferrum_service(name, svc, published):
     check(svc.get("image", "").startswith("ferrum"), f"{name}: image")
     env = svc.get("environment", {})
     check(env.get("MODEL_NAME", "").startswith("/models/"), f"{name}: MODEL_NAME under /models")
-    vols = svc.get("volumes", [])
-    check(any(v.endswith(":ro") and ":/models/" in v for v in vols) or
-          any(isinstance(v, dict) and v.get("target", "").startswith("/models/") and v.get("read_only") for v in vols),
+    vols = mounts(svc)
+    check(any(t.startswith("/models/") and ro for _, t, ro in vols),
           f"{name}: model folder mounted read-only under /models")
-    check(any(":/config" in str(v) or (isinstance(v, dict) and v.get("target") == "/config") for v in vols),
+    check(any(src.endswith("/config") and t == "/config" for src, t, _ in vols),
           f"{name}: ./config mounted at /config")
     check(svc.get("command") == ["--config", "/config/vllm_config.json"], f"{name}: --config")
     check(svc.get("restart") in ("always", "unless-stopped"), f"{name}: restart policy")
@@ -82,7 +94,8 @@ check(names == ["ferrum-1", "ferrum-2", "nginx"], f"replicas: services {names}")
 for n in ("ferrum-1", "ferrum-2"):
     check_ferrum_service(f"replicas {n}", replicas["services"][n], published=False)
 ngx = replicas["services"]["nginx"]
-check(any(str(v).endswith("/etc/nginx/nginx.conf:ro") for v in ngx.get("volumes", [])), "nginx mounts nginx.conf")
+check(any(src.endswith("/nginx/nginx.conf") and t == "/etc/nginx/nginx.conf" and ro for src, t, ro in mounts(ngx)),
+      "nginx mounts nginx.conf read-only")
 check("8000:80" in published_ports(ngx), "nginx publishes 8000")
 nginx_conf = open(os.path.join(DEPLOY, "nginx", "nginx.conf")).read()
 for n in ("ferrum-1", "ferrum-2"):

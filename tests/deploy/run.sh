@@ -16,7 +16,7 @@ here=tests/deploy
 
 need=()
 command -v docker-compose >/dev/null || need+=(docker-compose)
-command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
 python3 -c "import yaml" 2>/dev/null || need+=(python3-yaml)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
