@@ -90,11 +90,13 @@ if wait "$pid"; then passed=$((passed + 1)); echo "ok   sigterm-exit"; else fail
 run config-precedence bash "$here/config_precedence.sh" "$bin" "$model"
 
 # A random-weight Qwen3 with Qwen's vocabulary, served as vLLM serves Qwen3; a second server of
-# the same model renders only message contents, so that forced tool-call tokens are not in its
-# prompts (see test_qwen3.py).
+# the same model renders only message contents (and `<think>` with the template argument
+# open_think, as thinking-only templates end the prompt), so that forced tool-call tokens are not
+# in its prompts (see test_qwen3.py).
 qwen="$work/tiny-qwen3"
 "$testkit" make-model --preset tiny_qwen3 --qwen-vocab models/qwen.tiktoken "$qwen"
-printf '%s' "{%- for m in messages %}{{ m['content'] }}{%- endfor %}" >"$work/bare.jinja"
+printf '%s' "{%- for m in messages %}{{ m['content'] }}{%- endfor %}{%- if open_think %}<think>{%- endif %}" \
+  >"$work/bare.jinja"
 qwen_flags=(--served-model-name qwen3-tiny --max-model-len 4096 --kv-cache-memory-bytes 64M --api-key "$key"
   --reasoning-parser qwen3 --enable-auto-tool-choice --tool-call-parser hermes)
 start qwen3 $((port + 1)) "$qwen" "${qwen_flags[@]}"

@@ -271,6 +271,30 @@ def test_reasoning_is_split():
     assert m.content == "Sunny</think>" and not m.model_extra.get("reasoning_content"), m
 
 
+def test_reasoning_opened_by_the_prompt():
+    """Thinking-only templates (Qwen3-*-Thinking-2507) end the prompt with `<think>`: the output
+    is reasoning up to `</think>` without an opening tag of its own (vLLM's qwen3 parser too)."""
+    msgs = [{"role": "user", "content": "Weather in Paris?"}]
+    opened = {"open_think": True}
+    prompt = post(bare, "/tokenize", {"model": MODEL, "messages": msgs, "chat_template_kwargs": opened})["tokens"]
+    assert prompt[-1] == tokenize("<think>", bare)[-1], prompt
+    ids, bias = forced_bias(bare, [" Hmm", "</think>", "Sunny", EOS], prompt)
+    kw = dict(model=MODEL, messages=msgs, temperature=0, max_tokens=10, logit_bias=bias,
+              extra_body={"repetition_penalty": 10, "chat_template_kwargs": opened})
+    m = bare.chat.completions.create(**kw).choices[0].message
+    assert (m.model_extra["reasoning_content"], m.content) == (" Hmm", "Sunny"), m
+    reasoning, content = "", ""
+    for chunk in bare.chat.completions.create(stream=True, **kw):
+        for c in chunk.choices:
+            reasoning += (c.delta.model_extra or {}).get("reasoning_content") or ""
+            content += c.delta.content or ""
+    assert (reasoning, content) == (" Hmm", "Sunny"), (reasoning, content)
+    # The same output after a prompt that did not open the block is content.
+    kw["extra_body"]["chat_template_kwargs"] = {}
+    m = bare.chat.completions.create(**kw).choices[0].message
+    assert m.content == " Hmm</think>Sunny" and not m.model_extra.get("reasoning_content"), m
+
+
 def test_tool_requests_accepted():
     for choice in (None, "auto", "none"):
         kw = {"tool_choice": choice} if choice else {}

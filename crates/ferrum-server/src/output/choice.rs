@@ -9,6 +9,8 @@
 //! - A stop-string match drops the engine stream at once, which aborts the request in the
 //!   engine and frees its blocks.
 //! - Once finished, a choice emits nothing more.
+//! - With a reasoning parser, the prompt's tail is decoded once, at the first output, to learn
+//!   whether the template left a `<think>` block open for the output to continue.
 
 use std::time::Instant;
 
@@ -17,11 +19,15 @@ use ferrum_tokenizer::{IncrementalDecoder, Tokenizer};
 use ferrum_types::{EngineOutput, FinishReason as EngineFinish, TokenId};
 use serde_json::Value;
 
-use super::reasoning::ReasoningParser;
+use super::reasoning::{prompt_opens_reasoning, ReasoningParser};
 use super::stop::StopMatcher;
 use super::tools::{ToolCall, ToolParser};
 use crate::engine::OutputStream;
 use crate::error::ApiError;
+
+/// Prompt tokens decoded to look for an open `<think>` at its end (enough for the tag and the
+/// whitespace after it even where the tag is several tokens).
+const PROMPT_TAIL_TOKENS: usize = 8;
 
 /// Why a choice ended, as OpenAI spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +101,8 @@ pub struct ChoiceState {
     decoder: IncrementalDecoder,
     stop: StopMatcher,
     reasoning: Option<ReasoningParser>,
+    /// The prompt's last tokens, until the first output has checked them for an open `<think>`.
+    prompt_tail: Option<(ReasoningParserKind, Vec<TokenId>)>,
     tools: Option<ToolParser>,
     want_logprobs: bool,
     stop_token_ids: Vec<TokenId>,
@@ -120,6 +128,10 @@ impl ChoiceState {
             decoder: IncrementalDecoder::with_prompt(prompt, config.skip_special_tokens),
             stop: StopMatcher::new(config.stop.clone(), config.include_stop_str_in_output),
             reasoning: config.reasoning.map(ReasoningParser::new),
+            prompt_tail: config.reasoning.map(|kind| {
+                let start = prompt.len().saturating_sub(PROMPT_TAIL_TOKENS);
+                (kind, prompt[start..].to_vec())
+            }),
             tools: config.tools.map(ToolParser::new),
             want_logprobs: config.want_logprobs,
             stop_token_ids: config.stop_token_ids.clone(),
@@ -163,6 +175,15 @@ impl ChoiceState {
                 out.error
                     .unwrap_or_else(|| "the request failed in the engine".into()),
             ));
+        }
+        if let Some((kind, tail)) = self.prompt_tail.take() {
+            // Special tokens kept: `<think>` is one in some vocabularies.
+            if tokenizer
+                .decode(&tail, false)
+                .is_ok_and(|text| prompt_opens_reasoning(&text))
+            {
+                self.reasoning = Some(ReasoningParser::in_reasoning(kind));
+            }
         }
         let now = Instant::now();
         if !out.new_token_ids.is_empty() {

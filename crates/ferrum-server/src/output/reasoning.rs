@@ -7,6 +7,9 @@
 //!   without it (thinking disabled in the template) is all content.
 //! - `deepseek_r1`: the template may have opened `<think>` already, so output is reasoning until
 //!   `</think>` even without an opening tag.
+//! - Either kind: when the prompt itself ends with an open `<think>` (thinking-only templates
+//!   such as Qwen3-*-Thinking-2507's end the generation prompt with it), the output starts as
+//!   reasoning, as in vLLM, where text before `</think>` is then reasoning.
 
 use ferrum_config::ReasoningParserKind;
 
@@ -40,6 +43,14 @@ impl ReasoningParser {
             kind,
             state: State::Start,
             held: String::new(),
+        }
+    }
+
+    /// A parser for output whose prompt already opened the reasoning block.
+    pub fn in_reasoning(kind: ReasoningParserKind) -> Self {
+        Self {
+            state: State::Reasoning,
+            ..Self::new(kind)
         }
     }
 
@@ -101,6 +112,12 @@ impl ReasoningParser {
     }
 }
 
+/// Whether a prompt (its decoded tail is enough) ends with an opening `<think>`, trailing
+/// whitespace aside: the output then continues the reasoning block.
+pub fn prompt_opens_reasoning(prompt_tail: &str) -> bool {
+    prompt_tail.trim_end().ends_with(OPEN)
+}
+
 /// Length of the longest suffix of `buf` that is a proper prefix of `tag`.
 pub(crate) fn partial_tag_suffix(buf: &str, tag: &str) -> usize {
     let max = (tag.len() - 1).min(buf.len());
@@ -155,6 +172,41 @@ mod tests {
         let s = run(ReasoningParserKind::Qwen3, &["<think>still thinking</thi"]);
         assert_eq!(s.reasoning, "still thinking</thi");
         assert_eq!(s.content, "");
+    }
+
+    #[test]
+    fn prompt_that_opened_think_starts_in_reasoning() {
+        assert!(prompt_opens_reasoning("<|im_start|>assistant\n<think>\n"));
+        assert!(!prompt_opens_reasoning("<|im_start|>assistant\n"));
+        assert!(!prompt_opens_reasoning(
+            "assistant\n<think>\n\n</think>\n\n"
+        ));
+        assert!(!prompt_opens_reasoning(
+            "<think>a</think>b<|im_end|>\n<|im_start|>assistant\n"
+        ));
+        let run_open = |pieces: &[&str]| {
+            let mut p = ReasoningParser::in_reasoning(ReasoningParserKind::Qwen3);
+            let mut all = Split::default();
+            for piece in pieces {
+                let s = p.push(piece);
+                all.reasoning.push_str(&s.reasoning);
+                all.content.push_str(&s.content);
+            }
+            let s = p.finish();
+            all.reasoning.push_str(&s.reasoning);
+            all.content.push_str(&s.content);
+            all
+        };
+        let s = run_open(&["Let me", " see.</th", "ink>\n\nSunny"]);
+        assert_eq!(
+            (s.reasoning.as_str(), s.content.as_str()),
+            ("Let me see.", "\n\nSunny")
+        );
+        let s = run_open(&["still thinking"]);
+        assert_eq!(
+            (s.reasoning.as_str(), s.content.as_str()),
+            ("still thinking", "")
+        );
     }
 
     #[test]
