@@ -50,12 +50,17 @@ struct FileMeta {
 /// Records which revision a folder holds (ModelScope folders carry no commit in their path).
 pub(crate) const REVISION_FILE: &str = ".ferrum-revision";
 
+/// The model's folder: `models/<owner>/<name>`, or the `<owner>/<name>` folder that `modelscope`
+/// releases before 1.20 wrote directly under the cache when only that one exists.
 pub(crate) fn model_dir(cfg: &HubConfig, repo: &RepoRef) -> PathBuf {
     let (owner, name) = repo.org_and_name();
-    cfg.modelscope_cache
-        .join("models")
-        .join(owner)
-        .join(name.replace('.', "___"))
+    let name = name.replace('.', "___");
+    let current = cfg.modelscope_cache.join("models").join(owner).join(&name);
+    let legacy = cfg.modelscope_cache.join(owner).join(&name);
+    if !current.exists() && owner != "models" && legacy.join("config.json").is_file() {
+        return legacy;
+    }
+    current
 }
 
 pub(crate) fn fetch(

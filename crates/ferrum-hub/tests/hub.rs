@@ -473,3 +473,25 @@ fn an_absolute_redirect_to_the_same_host_is_not_followed_for_metadata() {
         .count();
     assert_eq!(heads_of_lfs, 0);
 }
+
+#[test]
+fn a_modelscope_folder_from_an_older_release_is_used_offline() {
+    let env = Env::new();
+    let ms = env.dir.path().join("ms");
+    let legacy = ms.join("Qwen/Qwen2___5-0___5B");
+    std::fs::create_dir_all(&legacy).expect("mkdir");
+    for (f, b) in [
+        ("config.json", &b"{}"[..]),
+        ("tokenizer.json", b"{}"),
+        ("model.safetensors", b"weights"),
+    ] {
+        std::fs::write(legacy.join(f), b).expect("write");
+    }
+    let ms = ms.display().to_string();
+    let cfg = env.cfg(&[
+        ("FERRUM_USE_MODELSCOPE", "1"),
+        ("MODELSCOPE_CACHE", &ms),
+        ("HF_HUB_OFFLINE", "1"),
+    ]);
+    assert_eq!(pull("Qwen/Qwen2.5-0.5B", &cfg).expect("legacy"), legacy);
+}
