@@ -142,6 +142,9 @@ pub(crate) fn download(
     }
     file.seek(SeekFrom::Start(have))
         .map_err(io_err(t.incomplete))?;
+    if let (Some(size), Some(dir)) = (t.size, t.incomplete.parent()) {
+        check_space(t.name, dir, size.saturating_sub(have))?;
+    }
     let mut bar = progress.file(t.name, t.size, have, t.group);
     let mut attempt = 0;
     loop {
@@ -190,6 +193,34 @@ pub(crate) fn download(
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     }
     std::fs::rename(t.incomplete, t.dest).map_err(io_err(t.dest))
+}
+
+/// Refuses to start a download the disk cannot hold, rather than failing near its end.
+fn check_space(name: &str, dir: &Path, need: u64) -> Result<()> {
+    match free_bytes(dir) {
+        Some(free) if free < need => Err(HubError::NoSpace {
+            file: name.into(),
+            dir: dir.to_path_buf(),
+            need,
+            free,
+        }),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(unix)]
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs reads a NUL-terminated path and fills the zeroed struct it is given.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+#[cfg(not(unix))]
+fn free_bytes(_dir: &Path) -> Option<u64> {
+    None
 }
 
 fn truncate(file: &mut File, path: &Path) -> Result<u64> {

@@ -98,6 +98,14 @@ pub enum HubError {
         source: std::io::Error,
     },
 
+    #[error("{file}: needs {need} more bytes but {} has only {free} free; free space there or point HF_HUB_CACHE (MODELSCOPE_CACHE) at a larger disk", dir.display())]
+    NoSpace {
+        file: String,
+        dir: PathBuf,
+        need: u64,
+        free: u64,
+    },
+
     #[error("{0} is not in the local store (see `ferrum list`)")]
     NotCached(String),
 }

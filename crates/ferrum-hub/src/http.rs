@@ -34,13 +34,13 @@ pub(crate) enum Follow {
 }
 
 impl Client {
-    pub(crate) fn new(token: Option<String>, endpoint: &str) -> Self {
+    pub(crate) fn new(token: Option<String>, endpoint: &str, read_timeout: Duration) -> Self {
         let agent = ureq::Agent::config_builder()
             .max_redirects(0)
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(15)))
             // A stalled transfer fails (and is resumed) instead of hanging forever.
-            .timeout_per_read(Some(Duration::from_secs(60)))
+            .timeout_per_read(Some(read_timeout))
             .user_agent(format!("ferrum/{}", env!("CARGO_PKG_VERSION")))
             .build()
             .new_agent();

@@ -53,7 +53,7 @@ pub(crate) fn fetch(
             Err(_) => {}
         }
     }
-    let client = Client::new(cfg.hf_token.clone(), &cfg.hf_endpoint);
+    let client = Client::new(cfg.hf_token.clone(), &cfg.hf_endpoint, cfg.read_timeout);
     let info = match repo_info(&client, cfg, repo, revision) {
         Ok(i) => i,
         Err(e @ HubError::Network { .. }) => {

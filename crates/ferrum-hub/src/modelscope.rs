@@ -81,7 +81,11 @@ pub(crate) fn fetch(
     if cfg.offline {
         return cached();
     }
-    let client = Client::new(cfg.modelscope_token.clone(), &cfg.modelscope_endpoint);
+    let client = Client::new(
+        cfg.modelscope_token.clone(),
+        &cfg.modelscope_endpoint,
+        cfg.read_timeout,
+    );
     let files = match list_files(&client, cfg, repo, revision) {
         Ok(f) => f,
         Err(e @ HubError::Network { .. }) => return cached().map_err(|_| e),

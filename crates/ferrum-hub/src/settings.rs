@@ -47,6 +47,8 @@ pub struct HubConfig {
     pub offline: bool,
     /// Whether progress may be drawn at all (HF_HUB_DISABLE_PROGRESS_BARS turns it off).
     pub progress: bool,
+    /// A read that waits longer fails and is resumed (`HF_HUB_DOWNLOAD_TIMEOUT`, seconds).
+    pub read_timeout: std::time::Duration,
     /// Files downloaded at once (shards of one model), as `huggingface_hub`'s 8 workers.
     pub workers: usize,
     /// Attempts per file before a network error is final (each resumes where the last stopped).
@@ -136,6 +138,12 @@ impl HubConfig {
             modelscope_cache,
             offline,
             progress: !get("HF_HUB_DISABLE_PROGRESS_BARS").is_some_and(|v| truthy(&v)),
+            read_timeout: std::time::Duration::from_secs_f64(
+                get("HF_HUB_DOWNLOAD_TIMEOUT")
+                    .and_then(|t| t.parse::<f64>().ok())
+                    .filter(|t| t.is_finite() && *t > 0.0)
+                    .unwrap_or(60.0),
+            ),
             workers: get("FERRUM_DOWNLOAD_WORKERS")
                 .and_then(|w| w.parse().ok())
                 .filter(|&w| w > 0)
@@ -196,6 +204,12 @@ mod tests {
         assert_eq!(c.hf_token.as_deref(), Some("hf_x"));
         assert!(c.offline);
         assert!(!cfg(&[("HF_HUB_OFFLINE", "0")]).offline);
+        let c = cfg(&[
+            ("HF_HUB_DOWNLOAD_TIMEOUT", "5"),
+            ("FERRUM_DOWNLOAD_WORKERS", "2"),
+        ]);
+        assert_eq!(c.read_timeout, std::time::Duration::from_secs(5));
+        assert_eq!(c.workers, 2);
     }
 
     #[test]

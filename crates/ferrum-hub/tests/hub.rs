@@ -495,3 +495,30 @@ fn a_modelscope_folder_from_an_older_release_is_used_offline() {
     ]);
     assert_eq!(pull("Qwen/Qwen2.5-0.5B", &cfg).expect("legacy"), legacy);
 }
+
+#[test]
+fn a_file_larger_than_the_free_disk_space_is_refused_before_downloading() {
+    let env = Env::new();
+    let mut files = BTreeMap::new();
+    files.insert("huge.gguf".to_string(), b"tiny body".to_vec());
+    env.hub.add(
+        "org/huge",
+        Repo {
+            commit: COMMIT.into(),
+            files,
+            lfs: vec![],
+            token: None,
+            cdn_on_hub: false,
+        },
+    );
+    // The hub announces far more bytes than any disk here holds.
+    env.hub.fake_size("huge.gguf", u64::MAX / 4);
+    let msg = pull("org/huge", &env.cfg(&[]))
+        .expect_err("no space")
+        .to_string();
+    assert!(
+        msg.contains("free") && msg.contains("HF_HUB_CACHE"),
+        "{msg}"
+    );
+    assert!(gets(&env, "huge.gguf").is_empty(), "the download started");
+}

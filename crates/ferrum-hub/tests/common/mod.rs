@@ -58,6 +58,8 @@ pub struct Faults {
 #[derive(Default)]
 struct State {
     repos: BTreeMap<String, Repo>,
+    /// Sizes the metadata announces instead of the real ones.
+    fake_sizes: BTreeMap<String, u64>,
     log: Vec<Logged>,
     faults: Faults,
 }
@@ -103,6 +105,14 @@ impl FakeHub {
 
     pub fn faults(&self, f: Faults) {
         self.state.lock().expect("lock").faults = f;
+    }
+
+    pub fn fake_size(&self, file: &str, size: u64) {
+        self.state
+            .lock()
+            .expect("lock")
+            .fake_sizes
+            .insert(file.into(), size);
     }
 
     pub fn log(&self) -> Vec<Logged> {
@@ -358,7 +368,12 @@ fn route(req: &Req, server: &str, st: &mut State, cdn_url: &str) -> Reply {
         .h("X-Repo-Commit", &repo.commit)
         .h("ETag", format!("\"{}\"", git_sha1_hex(body)));
     if req.method == "HEAD" {
-        return r.h("Content-Length", body.len().to_string());
+        let size = st
+            .fake_sizes
+            .get(*file)
+            .copied()
+            .unwrap_or(body.len() as u64);
+        return r.h("Content-Length", size.to_string());
     }
     r
 }
