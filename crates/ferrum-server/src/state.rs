@@ -8,7 +8,7 @@
 //!   still load).
 //! - The phase only moves forward: Loading → Ready (every model loaded) → Draining, or to
 //!   Failed from anywhere. An engine that dies fails its own model only; `/health` reports it.
-//! - Nothing here is behind a lock: the model is a `OnceLock`, the phase an atomic, shutdown a
+//! - Nothing here is behind a lock: each model is a `OnceLock`, the phase an atomic, shutdown a
 //!   `watch` channel that every request driver listens to.
 
 use std::sync::atomic::{AtomicU8, Ordering};
