@@ -45,7 +45,13 @@ pub fn resolve(
 ) -> Result<PathBuf> {
     match ModelRef::parse(spec) {
         ModelRef::Local(p) => Ok(p),
-        ModelRef::Hub(r) => pull(&r, revision, cfg, progress),
+        // `org/name` may also have been meant as a folder: say that none exists.
+        ModelRef::Hub(r) => pull(&r, revision, cfg, progress).map_err(|e| match e {
+            HubError::RepoNotFound { .. } => {
+                HubError::BadModelId(format!("no local folder or file {spec} exists, and {e}"))
+            }
+            e => e,
+        }),
     }
 }
 
