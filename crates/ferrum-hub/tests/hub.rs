@@ -300,6 +300,7 @@ fn unreachable_hubs_and_unknown_repos_say_what_to_do() {
         msg.contains("not found") && msg.contains("HF_TOKEN"),
         "{msg}"
     );
+    assert!(msg.contains("no local folder or file org/missing"), "{msg}");
     let msg = ferrum_hub::resolve("org/model", Some("v9"), &env.cfg(&[]), Progress::Quiet)
         .expect_err("revision")
         .to_string();
