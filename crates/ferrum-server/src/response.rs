@@ -98,7 +98,10 @@ impl Renderer {
                         delta.insert("reasoning".into(), Value::String(d.reasoning.clone()));
                     }
                     if !d.tool_calls.is_empty() {
-                        delta.insert("tool_calls".into(), tool_calls_json(&d.tool_calls, true));
+                        delta.insert(
+                            "tool_calls".into(),
+                            tool_calls_json(&d.tool_calls, Some(d.first_tool_call_index)),
+                        );
                     }
                     json!({"index": d.index, "delta": delta, "logprobs": chat_logprobs(&d.logprobs), "finish_reason": null})
                 }
@@ -149,7 +152,7 @@ impl Renderer {
                         message.insert("reasoning_content".into(), r.clone());
                         message.insert("reasoning".into(), r);
                     }
-                    message.insert("tool_calls".into(), tool_calls_json(&c.tool_calls, false));
+                    message.insert("tool_calls".into(), tool_calls_json(&c.tool_calls, None));
                     json!({
                         "index": index, "message": message,
                         "logprobs": if c.want_logprobs { chat_logprobs(&c.logprobs) } else { Value::Null },
@@ -194,7 +197,8 @@ impl Accumulated {
     }
 }
 
-fn tool_calls_json(calls: &[crate::output::tools::ToolCall], with_index: bool) -> Value {
+/// Tool calls in OpenAI's shape; streamed ones carry `index`, counted from `first_index`.
+fn tool_calls_json(calls: &[crate::output::tools::ToolCall], first_index: Option<usize>) -> Value {
     Value::Array(
         calls
             .iter()
@@ -205,8 +209,8 @@ fn tool_calls_json(calls: &[crate::output::tools::ToolCall], with_index: bool) -
                     "type": "function",
                     "function": {"name": c.name, "arguments": c.arguments},
                 });
-                if with_index {
-                    v["index"] = Value::from(i);
+                if let Some(first) = first_index {
+                    v["index"] = Value::from(first + i);
                 }
                 v
             })

@@ -268,6 +268,32 @@ async fn hermes_tool_calls_whole_in_one_chunk() {
 }
 
 #[tokio::test]
+async fn streamed_tool_calls_in_separate_chunks_have_distinct_indices() {
+    let app = TestApp::with(|o| {
+        o.auto_tool_choice = true;
+        o.tool_parser = Some(ferrum_config::ToolParserKind::Hermes);
+    });
+    app.script(concat!(
+        "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>\n",
+        "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\"}}\n</tool_call>"
+    ));
+    let mut body = chat("weather in Paris and Rome?");
+    body["tools"] = weather_tools();
+    body["stream"] = json!(true);
+    let (_, events) = app.post_stream("/v1/chat/completions", &body).await;
+    let calls: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str::<Value>(e).expect("json"))
+        .filter_map(|c| c["choices"][0]["delta"].get("tool_calls").cloned())
+        .flat_map(|tc| tc.as_array().cloned().unwrap_or_default())
+        .collect();
+    // Clients merge streamed deltas that share an index: the two calls must not share one.
+    let indices: Vec<&Value> = calls.iter().map(|c| &c["index"]).collect();
+    assert_eq!(indices, [&json!(0), &json!(1)], "{events:?}");
+    assert_eq!(calls[1]["function"]["arguments"], "{\"city\":\"Rome\"}");
+}
+
+#[tokio::test]
 async fn tools_without_the_flag_are_refused() {
     let app = TestApp::new();
     let mut body = chat("x");

@@ -64,6 +64,9 @@ pub struct Delta {
     pub content: String,
     pub reasoning: String,
     pub tool_calls: Vec<ToolCall>,
+    /// The choice-wide index of `tool_calls[0]`: streamed chunks number calls from here, so that
+    /// clients which merge deltas by index keep calls from different chunks apart.
+    pub first_tool_call_index: usize,
     pub logprobs: Vec<TokenLogprob>,
     pub finish_reason: Option<FinishReason>,
     /// The stop string or stop token id that ended the choice.
@@ -111,6 +114,8 @@ pub struct ChoiceState {
     pub cached_tokens: usize,
     pub completion_tokens: usize,
     pub made_tool_calls: bool,
+    /// Tool calls already handed out in deltas.
+    tool_calls_sent: usize,
     pub first_token_at: Option<Instant>,
     pub last_token_at: Option<Instant>,
 }
@@ -140,6 +145,7 @@ impl ChoiceState {
             cached_tokens: 0,
             completion_tokens: 0,
             made_tool_calls: false,
+            tool_calls_sent: 0,
             first_token_at: None,
             last_token_at: None,
         }
@@ -271,6 +277,8 @@ impl ChoiceState {
             }
             content = step.content;
             self.made_tool_calls |= !step.calls.is_empty();
+            delta.first_tool_call_index = self.tool_calls_sent;
+            self.tool_calls_sent += step.calls.len();
             delta.tool_calls = step.calls;
         }
         delta.content = std::mem::take(&mut content);
