@@ -78,6 +78,7 @@ export E2E_URL="http://127.0.0.1:$port" E2E_KEY=$key E2E_MODEL=smollm2
 run curl-guide bash "$here/curl_guide.sh"
 run openai-sdk python3 "$here/test_openai_sdk.py"
 run load-and-disconnect python3 "$here/test_load.py"
+run bench-serve bash bench/serve/smoke.sh "$bin" "$model"
 run jdk-httpclient bash "$here/java/run.sh"
 # SIGTERM drains (the test sends it), then the process exits 0.
 before=$failed

@@ -16,6 +16,7 @@ struct Seen {
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
     bodies: Mutex<Vec<Value>>,
+    loading: AtomicUsize,
 }
 
 /// Method, path, headers (names lowercased) and body of one request.
@@ -65,7 +66,8 @@ fn chunk(w: &mut TcpStream, s: &str) {
 }
 
 /// Streams `max_tokens` tokens two per event, then a usage event and `[DONE]`; requests whose
-/// id ends in a number ≡ 1 (mod 3) get a 500 in OpenAI's error shape.
+/// id ends in a number ≡ 1 (mod 3) get a 500 in OpenAI's error shape. `/v1/broken/...` always
+/// fails; `/v1/loading/...` answers 503 to its first two requests, as a loading server does.
 fn handle(stream: TcpStream, seen: Arc<Seen>) {
     // Each event leaves at once (no Nagle delay), so the client's gaps are the server's sleeps.
     let _ = stream.set_nodelay(true);
@@ -80,10 +82,18 @@ fn handle(stream: TcpStream, seen: Arc<Seen>) {
             );
             continue;
         }
-        if path == "/v1/broken/completions" {
+        if path == "/v1/loading/completions" && seen.loading.fetch_add(1, Ordering::SeqCst) < 2 {
             respond_json(
                 &mut w,
                 "503 Service Unavailable",
+                &json!({"error": {"message": "the model is loading", "type": "server_error"}}),
+            );
+            continue;
+        }
+        if path == "/v1/broken/completions" {
+            respond_json(
+                &mut w,
+                "500 Internal Server Error",
                 &json!({"error": {"message": "broken endpoint", "type": "server_error"}}),
             );
             continue;
@@ -275,11 +285,46 @@ fn a_failing_initial_test_stops_the_run_with_the_server_message() {
         "2",
         "--num-prompts",
         "3",
+        "--ready-check-timeout-sec",
+        "5",
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("Initial test run failed"), "{stderr}");
     assert!(stderr.contains("broken endpoint"), "{stderr}");
+}
+
+#[test]
+fn waits_while_the_server_answers_503_loading() {
+    let (url, seen) = start_server();
+    let out = bench(&[
+        "--base-url",
+        &url,
+        "--endpoint",
+        "/v1/loading/completions",
+        "--model",
+        "m",
+        "--random-input-len",
+        "4",
+        "--random-output-len",
+        "2",
+        "--num-prompts",
+        "1",
+        "--ready-check-timeout-sec",
+        "20",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Two 503s, the initial test, the one request.
+    assert_eq!(seen.loading.load(Ordering::SeqCst), 4);
+    assert!(
+        stdout.contains("Successful requests:                     1"),
+        "{stdout}"
+    );
 }
 
 #[test]

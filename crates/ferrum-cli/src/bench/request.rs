@@ -5,6 +5,9 @@
 //! - The clock starts just before the request is sent; TTFT is taken at the first SSE event whose
 //!   `choices` is a non-empty list (even with empty text), each later such event adds one ITL gap,
 //!   and E2EL is the time of the last one. Usage-only events are not tokens.
+//! - One deviation from vLLM's chat client: the opening `{"role": "assistant"}` delta with no
+//!   content is not a token. vLLM's server sends it with the first token, but other servers
+//!   (ferrum serve among them) send it before prefill, where it would make TTFT meaningless.
 //! - Output tokens come from the last `usage.completion_tokens` the server sent (we always ask with
 //!   `stream_options.include_usage`); without it the caller counts them another way
 //!   (`output_tokens` stays 0 and `token_chunks` says how many token events came).
@@ -163,6 +166,9 @@ async fn stream(
             else {
                 continue;
             };
+            if s.api == Api::Chat && is_role_only(choice) {
+                continue;
+            }
             let now = Instant::now();
             if out.token_chunks == 0 {
                 out.ttft = (now - st).as_secs_f64();
@@ -186,6 +192,23 @@ async fn stream(
     }
     out.latency = (last - st).as_secs_f64();
     Ok(())
+}
+
+/// A chat choice that only announces the assistant role: no text, no tool call, no finish.
+fn is_role_only(choice: &Value) -> bool {
+    let Some(delta) = choice.get("delta") else {
+        return false;
+    };
+    let empty = |k: &str| {
+        delta
+            .get(k)
+            .is_none_or(|v| v.is_null() || v.as_str() == Some(""))
+    };
+    delta.get("role").is_some()
+        && empty("content")
+        && empty("reasoning_content")
+        && delta.get("tool_calls").is_none()
+        && choice.get("finish_reason").is_none_or(Value::is_null)
 }
 
 /// The `error.message` of an OpenAI error body, else the body itself.
@@ -233,6 +256,24 @@ mod tests {
                    "max_completion_tokens": 3, "stream": true, "temperature": 0.0,
                    "stream_options": {"include_usage": true}})
         );
+    }
+
+    #[test]
+    fn only_the_bare_role_announcement_is_not_a_token() {
+        let c = |v: Value| is_role_only(&v);
+        assert!(c(
+            json!({"delta": {"role": "assistant", "content": ""}, "finish_reason": null})
+        ));
+        assert!(c(json!({"delta": {"role": "assistant"}})));
+        assert!(!c(json!({"delta": {"role": "assistant", "content": "Hi"}})));
+        assert!(!c(json!({"delta": {"content": ""}, "finish_reason": null})));
+        assert!(!c(
+            json!({"delta": {"role": "assistant"}, "finish_reason": "stop"})
+        ));
+        assert!(!c(
+            json!({"delta": {"role": "assistant", "tool_calls": []}})
+        ));
+        assert!(!c(json!({"text": ""})));
     }
 
     #[test]

@@ -137,7 +137,7 @@ async fn first_model(client: &Arc<Client>) -> Result<String> {
     let mut resp = client.request("GET", "/v1/models", None, &[]).await?;
     let body = resp.text(1 << 20).await?;
     if resp.status != 200 {
-        bail!("GET /v1/models: HTTP {}: {body}", resp.status);
+        bail!("HTTP {}: GET /v1/models: {body}", resp.status);
     }
     let v: Value = serde_json::from_str(&body).context("GET /v1/models: not JSON")?;
     v.pointer("/data/0/id")
@@ -275,7 +275,7 @@ async fn run_async(a: ServeArgs) -> Result<std::process::ExitCode> {
     let deadline = Duration::from_secs(a.ready_check_timeout_sec);
     let mut first = wait_ready(deadline, || async {
         let o = test(&work).await;
-        if o.error.starts_with(CONNECT_ERROR) {
+        if not_ready(&o.error) {
             bail!("{}", o.error)
         }
         Ok(o)
@@ -416,16 +416,22 @@ async fn run_async(a: ServeArgs) -> Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
+/// `4.0`, `inf`: Python's float printing, as in vLLM's lines.
 fn fmt_inf(x: f64) -> String {
     if x.is_finite() {
-        format!("{x}")
+        format!("{x:?}")
     } else {
         "inf".into()
     }
 }
 
-/// Retries `f` every half second while the server refuses connections, until `limit` has passed;
-/// any other error returns at once.
+/// Whether an error says the server is not up yet: connection refused, or 503 while it loads.
+fn not_ready(error: &str) -> bool {
+    error.starts_with(CONNECT_ERROR) || error.starts_with("HTTP 503")
+}
+
+/// Retries `f` every half second while the server is not ready ([`not_ready`]), until `limit` has
+/// passed; any other error returns at once.
 async fn wait_ready<T, F, Fut>(limit: Duration, mut f: F) -> Result<T>
 where
     F: FnMut() -> Fut,
@@ -435,7 +441,7 @@ where
     loop {
         match f().await {
             Ok(v) => return Ok(v),
-            Err(e) if !e.to_string().starts_with(CONNECT_ERROR) => return Err(e),
+            Err(e) if !not_ready(&e.to_string()) => return Err(e),
             Err(e) if start.elapsed() >= limit => {
                 return Err(e.context(format!("the server was not ready within {limit:?}")))
             }
