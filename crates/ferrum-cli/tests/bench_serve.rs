@@ -67,7 +67,8 @@ fn chunk(w: &mut TcpStream, s: &str) {
 
 /// Streams `max_tokens` tokens two per event, then a usage event and `[DONE]`; requests whose
 /// id ends in a number ≡ 1 (mod 3) get a 500 in OpenAI's error shape. `/v1/broken/...` always
-/// fails; `/v1/loading/...` answers 503 to its first two requests, as a loading server does.
+/// fails; `/v1/loading/...` answers 503 to its first two requests, as a loading server does;
+/// `/v1/textonly/...` refuses token-id prompts with a 400.
 fn handle(stream: TcpStream, seen: Arc<Seen>) {
     // Each event leaves at once (no Nagle delay), so the client's gaps are the server's sleeps.
     let _ = stream.set_nodelay(true);
@@ -99,6 +100,15 @@ fn handle(stream: TcpStream, seen: Arc<Seen>) {
             continue;
         }
         let req: Value = serde_json::from_slice(&body).expect("JSON body");
+        if path == "/v1/textonly/completions" && !req["prompt"].is_string() {
+            seen.bodies.lock().expect("lock").push(req.clone());
+            respond_json(
+                &mut w,
+                "400 Bad Request",
+                &json!({"error": {"message": "prompt must be a string", "type": "invalid_request_error"}}),
+            );
+            continue;
+        }
         let id = headers
             .iter()
             .find(|(k, _)| k == "x-request-id")
@@ -120,7 +130,7 @@ fn handle(stream: TcpStream, seen: Arc<Seen>) {
         }
         let now = seen.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         seen.max_in_flight.fetch_max(now, Ordering::SeqCst);
-        let prompt_len = req["prompt"].as_array().map_or(0, Vec::len);
+        let prompt_len = req["prompt"].as_array().map(Vec::len);
         let max_tokens = req["max_tokens"].as_u64().unwrap_or(16);
         let _ = write!(w, "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n");
         chunk(&mut w, ": keep-alive\n\n");
@@ -133,8 +143,12 @@ fn handle(stream: TcpStream, seen: Arc<Seen>) {
                             "choices": [{"index": 0, "text": "ab".repeat(k as usize), "finish_reason": null}]});
             chunk(&mut w, &format!("data: {ev}\n\n"));
         }
-        let usage = json!({"id": "c", "choices": [], "usage": {"prompt_tokens": prompt_len,
-                           "completion_tokens": max_tokens, "total_tokens": prompt_len as u64 + max_tokens}});
+        let mut usage =
+            json!({"id": "c", "choices": [], "usage": {"completion_tokens": max_tokens}});
+        // Token counts of a text prompt are the server's business: this one reports none.
+        if let Some(n) = prompt_len {
+            usage["usage"]["prompt_tokens"] = json!(n);
+        }
         chunk(&mut w, &format!("data: {usage}\n\ndata: [DONE]\n\n"));
         seen.in_flight.fetch_sub(1, Ordering::SeqCst);
         chunk(&mut w, "");
@@ -359,5 +373,63 @@ fn burst_arrivals_release_everything_without_a_limit() {
         assert!((1..=5).contains(&len), "{len}");
         assert!((2..=6).contains(&b["max_tokens"].as_u64().unwrap_or(0)));
         assert!(b.get("ignore_eos").is_none());
+    }
+}
+
+#[test]
+fn falls_back_to_text_prompts_when_the_server_refuses_ids() {
+    let (url, seen) = start_server();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = ferrum_testkit::preset("tiny_llama").expect("preset");
+    ferrum_testkit::write_test_model(dir.path(), &spec).expect("write model");
+    let result = dir.path().join("r.json");
+    let out = bench(&[
+        "--base-url",
+        &url,
+        "--endpoint",
+        "/v1/textonly/completions",
+        "--model",
+        "m",
+        "--tokenizer",
+        dir.path().to_str().expect("path"),
+        "--random-input-len",
+        "10",
+        "--random-output-len",
+        "3",
+        "--num-prompts",
+        "3",
+        "--result-file",
+        result.to_str().expect("path"),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("refused token-id prompts (HTTP 400 Bad Request: prompt must be a string)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Prompts were sent as text."), "{stdout}");
+    let bodies = seen.bodies.lock().expect("lock");
+    // The refused id prompt, then the initial test and three requests as text.
+    assert_eq!(bodies.len(), 5);
+    assert!(bodies[0]["prompt"].is_array());
+    assert!(bodies[1..]
+        .iter()
+        .all(|b| b["prompt"].as_str().is_some_and(|t| !t.is_empty())));
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&result).expect("result file"))
+        .expect("JSON");
+    assert_eq!(
+        (r["completed"].as_u64(), r["failed"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(r["output_lens"], json!([3, 0, 3]));
+    // Without usage.prompt_tokens the length is that of the re-encoded text (plus BOS when the
+    // tokenizer adds one): near the asked-for 10.
+    for l in r["input_lens"].as_array().expect("input_lens") {
+        let l = l.as_u64().expect("len");
+        assert!((5..=15).contains(&l), "{l}");
     }
 }
