@@ -292,8 +292,8 @@ async fn run_async(a: ServeArgs) -> Result<std::process::ExitCode> {
             first = test(&work).await;
         } else {
             bail!(
-                "Initial test run failed: {} (if the server takes no token-id prompts, pass \
-                 --tokenizer to send text)",
+                "Initial test run failed: {} (if the server takes no token-id prompts, or the \
+                 model's vocabulary is smaller than --random-vocab-size, pass --tokenizer)",
                 first.error
             );
         }
