@@ -39,6 +39,12 @@ pub struct LatencyArgs {
     /// CPU threads; 0 uses every core.
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Where to run: auto (CUDA when a GPU is usable), cpu or cuda.
+    #[arg(long, value_enum, default_value_t = ferrum_config::Device::Auto)]
+    device: ferrum_config::Device,
+    /// Fraction of the GPU's memory to use (weights, activations and KV cache).
+    #[arg(long, default_value_t = 0.9)]
+    gpu_memory_utilization: f32,
     #[arg(long)]
     kv_cache_memory_bytes: Option<u64>,
     /// Write vLLM's latency JSON here.
@@ -92,7 +98,8 @@ pub fn run(a: LatencyArgs) -> Result<std::process::ExitCode> {
     if a.batch_size == 0 || a.num_iters == 0 || a.output_len == 0 {
         bail!("--batch-size, --num-iters and --output-len must be at least 1");
     }
-    let bundle = ModelBundle::open(&a.model)?;
+    let model = crate::resolve::resolve_model(&a.model.to_string_lossy(), &Default::default())?;
+    let bundle = ModelBundle::open(&model)?;
     let vocab = bundle.tokenizer.vocab_size().min(bundle.config.vocab_size);
     let allowed = allowed_tokens(vocab, bundle.tokenizer.special_token_ids());
     let spec = RandomSpec {
@@ -115,6 +122,8 @@ pub fn run(a: LatencyArgs) -> Result<std::process::ExitCode> {
         enable_prefix_caching: false,
         kv_cache_memory_bytes: a.kv_cache_memory_bytes,
         threads: a.threads,
+        device: crate::generate::engine_device(a.device),
+        gpu_memory_utilization: a.gpu_memory_utilization,
         seed: Some(a.seed),
         ..EngineConfig::default()
     };

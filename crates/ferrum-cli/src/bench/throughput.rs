@@ -1,6 +1,7 @@
-//! `ferrum bench throughput`: random-token prompts (fixed seed, `ignore_eos`) run through the
-//! engine in this process, at most `--max-concurrency` in flight, like `vllm bench throughput`
-//! with the random dataset. Reports request and token throughput and mean time to first token.
+//! `ferrum bench throughput`: prompts of vLLM's random dataset (fixed seed, `ignore_eos`; see
+//! `dataset.rs`) run through the engine in this process, at most `--max-concurrency` in flight,
+//! like `vllm bench throughput` with the random dataset. Reports request and token throughput
+//! and mean time to first token.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,9 +10,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use clap::Args;
 use ferrum_engine::{start_engine, EngineConfig, SchedulingPolicy};
-use ferrum_executor::Rng;
 use ferrum_model::ModelBundle;
 use ferrum_types::{EngineRequest, FinishReason, SamplingParams};
+
+use super::dataset::{allowed_tokens, sample_random, RandomSpec, SampleRequest};
 
 #[derive(Args, Debug)]
 pub struct ThroughputArgs {
@@ -23,6 +25,9 @@ pub struct ThroughputArgs {
     random_input_len: usize,
     #[arg(long, default_value_t = 128)]
     random_output_len: usize,
+    /// Lengths vary uniformly within ±this fraction of the input and output lengths (vLLM's).
+    #[arg(long, default_value_t = 0.0)]
+    random_range_ratio: f64,
     /// Tokens shared by every prompt in front of its random part (prefix-cache experiments).
     #[arg(long, default_value_t = 0)]
     random_prefix_len: usize,
@@ -60,26 +65,18 @@ struct Sample {
 pub fn run(a: ThroughputArgs) -> Result<std::process::ExitCode> {
     let model = crate::resolve::resolve_model(&a.model.to_string_lossy(), &Default::default())?;
     let bundle = ModelBundle::open(&model)?;
-    let vocab = bundle.tokenizer.vocab_size().min(bundle.config.vocab_size) as u64;
-    let special: Vec<u32> = bundle.tokenizer.special_token_ids().to_vec();
-    let mut rng = Rng::new(a.seed);
-    let mut token = || loop {
-        let t = (rng.next_u64() % vocab) as u32;
-        if !special.contains(&t) {
-            return t;
-        }
+    let vocab = bundle.tokenizer.vocab_size().min(bundle.config.vocab_size);
+    let allowed = allowed_tokens(vocab, bundle.tokenizer.special_token_ids());
+    let spec = RandomSpec {
+        input_len: a.random_input_len,
+        output_len: a.random_output_len,
+        range_ratio: a.random_range_ratio,
+        prefix_len: a.random_prefix_len,
+        seed: a.seed,
     };
-    let prefix: Vec<u32> = (0..a.random_prefix_len).map(|_| token()).collect();
-    let prompts: Vec<Vec<u32>> = (0..a.num_prompts)
-        .map(|_| {
-            prefix
-                .iter()
-                .copied()
-                .chain((0..a.random_input_len).map(|_| token()))
-                .collect()
-        })
-        .collect();
-    let max_len = a.random_prefix_len + a.random_input_len + a.random_output_len;
+    let requests = sample_random(&spec, &allowed, 0, a.num_prompts)?;
+    let longest = |f: fn(&SampleRequest) -> usize| requests.iter().map(f).max().unwrap_or(0);
+    let max_len = longest(|r| r.prompt_len) + longest(|r| r.expected_output_len);
     let config = EngineConfig {
         max_num_seqs: a.max_num_seqs,
         max_num_batched_tokens: a.max_num_batched_tokens,
@@ -107,15 +104,15 @@ pub fn run(a: ThroughputArgs) -> Result<std::process::ExitCode> {
                     let mut mine = Vec::new();
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(p) = prompts.get(i) else {
+                        let Some(r) = requests.get(i) else {
                             return Ok(mine);
                         };
-                        let mut sp = SamplingParams::greedy(a.random_output_len);
+                        let mut sp = SamplingParams::greedy(r.expected_output_len);
                         sp.ignore_eos = true;
                         let t0 = Instant::now();
                         let mut stream = engine.add_request(EngineRequest::new(
                             format!("bench-{i}"),
-                            p.clone(),
+                            r.prompt_ids.clone(),
                             sp,
                         ))?;
                         let mut ttft = None;
@@ -147,7 +144,7 @@ pub fn run(a: ThroughputArgs) -> Result<std::process::ExitCode> {
     let stats = engine.stats();
     engine.shutdown();
     let out_tokens: usize = samples.iter().map(|s| s.output_tokens).sum();
-    let in_tokens: usize = prompts.iter().map(Vec::len).sum();
+    let in_tokens: usize = requests.iter().map(|r| r.prompt_len).sum();
     let mean_ttft =
         samples.iter().map(|s| s.ttft.as_secs_f64()).sum::<f64>() / samples.len().max(1) as f64;
     let result = serde_json::json!({
