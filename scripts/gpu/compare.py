@@ -1,10 +1,13 @@
 """Checks Ferrum's CUDA outputs against transformers' (written by make_models.py and the
 cuda_parity test) and prints the summary table last. Exit status 1 when a check fails.
 
-Checks: last-position logits rel err < 2e-2 vs transformers bf16 (every prompt); greedy tokens
+Checks: last-position logits rel err < 2e-2 vs transformers bf16 (every prompt), or, where
+transformers' own bf16 run is further than that from its f32 run (random deep models amplify
+rounding), Ferrum no further from the f32 logits than transformers bf16 is (x1.1); greedy tokens
 equal up to the first step whose top-2 margin is under 4x the RMS logit difference between the
 two implementations on the prompts (a near-tie: noise of that size can flip it);
-batched prefill vs one-at-a-time rel err < 1e-2. Decode ms/token is reported against the floor
+batched prefill vs one-at-a-time rel err < 1e-2, or under the same bf16 noise floor (cuBLAS
+picks other kernels for other row counts, so rounding differs). Decode ms/token is reported against the floor
 weight_bytes / copy bandwidth (bytes read + written per second, measured in the same run).
 """
 import argparse, json, os
@@ -32,11 +35,13 @@ def main():
         n = len(json.load(open(os.path.join(d, "prompts.json")))["prompts"])
         h, f = h.reshape(n, -1), f.reshape(n, -1)
         err = max(rel(f[i], h[i]) for i in range(n))
-        e32 = ""
+        e32, floor, f_vs_32 = "", 0.0, float("inf")
         p32 = os.path.join(d, "hf_logits_fp32.f32")
         if os.path.exists(p32):
             h32 = np.fromfile(p32, dtype=np.float32).reshape(n, -1)
-            e32 = f"{max(rel(f[i], h32[i]) for i in range(n)):.1e} (hf bf16 vs f32 {max(rel(h[i], h32[i]) for i in range(n)):.1e})"
+            f_vs_32 = max(rel(f[i], h32[i]) for i in range(n))
+            floor = max(rel(h[i], h32[i]) for i in range(n))
+            e32 = f"{f_vs_32:.1e} (hf bf16 vs f32 {floor:.1e})"
         ht, ft, mg = hf["greedy_tokens"], fe["greedy_tokens"], fe["greedy_margins"]
         delta = float(np.sqrt(np.mean((f - h) ** 2)))
         agree, verdict = 0, "all"
@@ -47,7 +52,8 @@ def main():
                 ok &= near
                 break
             agree += 1
-        ok &= err < 2e-2 and fe["batched_vs_single_rel_err"] < 1e-2
+        ok &= err < 2e-2 or f_vs_32 <= 1.1 * floor
+        ok &= fe["batched_vs_single_rel_err"] < max(1e-2, 1.1 * floor)
         floor_ms = hf["weight_bytes"] / bw["copy_bytes_per_s"] * 1e3
         dm = fe["decode_ms_per_token"]
         rows.append((name, f"{err:.1e}", e32 or "-", f"{agree}/{len(ht)} {verdict}",

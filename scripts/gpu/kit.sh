@@ -19,12 +19,32 @@ mkdir -p "$OUT" "$ROOT"
 for d in /usr/local/cuda/lib64 $(python3 -c 'import nvidia,os;print(" ".join(os.path.join(p,s,"lib") for p in nvidia.__path__ for s in os.listdir(p)))' 2>/dev/null); do
   [ -d "$d" ] && LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$d"
 done
-export LD_LIBRARY_PATH FERRUM_CACHE_DIR=${FERRUM_CACHE_DIR:-$OUT/cache}
+export LD_LIBRARY_PATH FERRUM_CACHE_DIR=${FERRUM_CACHE_DIR:-/tmp/ferrum-cache}
 export PYTHONUNBUFFERED=1
 status=0
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; date -u; } 2>&1 | tee "$OUT/env.txt"
 python3 scripts/gpu/make_models.py --root "$ROOT" --shapes "$SHAPES" 2>&1 | tee "$OUT/make_models.log" || status=1
 "$BIN/cuda_kernels" --test-threads 1 2>&1 | tee "$OUT/cuda_kernels.log" || status=1
 FERRUM_PARITY_DIR="$ROOT" "$BIN/cuda_parity" --test-threads 1 --nocapture 2>&1 | tee "$OUT/cuda_parity.log" || status=1
+# 5. The engine end to end on CUDA (a tiny tokenizer stands in: prompts are token ids anyway):
+#    start-up time and memory plan, greedy generation, offline throughput (vLLM's workloads,
+#    fewer prompts where our prefill attention is still the slow CUDA-core kernel).
+if [ -x "$BIN/ferrum" ] && [ -n "${ENGINE_MODELS:-llama3-8b}" ]; then
+  for m in ${ENGINE_MODELS:-llama3-8b}; do
+    [ -d "$ROOT/$m" ] || continue
+    cp "$BIN"/tok/* "$ROOT/$m/"
+    "$BIN/ferrum" generate --model "$ROOT/$m" --device cuda \
+      --prompt "hello world" --max-tokens 64 --ignore-eos --temperature 0 --print-token-ids \
+      2>&1 | tee -a "$OUT/engine.log" || status=1
+    timeout ${TPUT_TIMEOUT:-150} "$BIN/ferrum" bench throughput --model "$ROOT/$m" --device cuda \
+      --num-prompts ${TPUT_N1:-1000} --random-input-len 202 --random-output-len 179 --max-num-seqs 256 \
+      --max-num-batched-tokens 8192 --output-json "$ROOT/tput_${m}_202_179.json" 2>&1 | tail -5 | tee -a "$OUT/engine.log"
+    cat "$ROOT/tput_${m}_202_179.json" >> "$OUT/engine.log" 2>/dev/null
+    timeout ${TPUT_TIMEOUT:-150} "$BIN/ferrum" bench throughput --model "$ROOT/$m" --device cuda \
+      --num-prompts ${TPUT_N2:-200} --random-input-len 1024 --random-output-len 128 --max-num-seqs 256 \
+      --max-num-batched-tokens 8192 --output-json "$ROOT/tput_${m}_1024_128.json" 2>&1 | tail -5 | tee -a "$OUT/engine.log"
+    cat "$ROOT/tput_${m}_1024_128.json" >> "$OUT/engine.log" 2>/dev/null
+  done
+fi
 python3 scripts/gpu/compare.py --root "$ROOT" 2>&1 | tee "$OUT/summary.txt" || status=1
 exit $status
