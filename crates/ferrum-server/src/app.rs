@@ -43,6 +43,7 @@ pub fn build_router(state: AppState) -> Router {
             .route(&format!("{prefix}/version"), get(info::version));
     }
     let mut router = router
+        .merge(crate::routes::ollama::router())
         .route("/metrics", get(info::metrics))
         .route("/ping", get(info::ping).post(info::ping))
         .fallback(info::not_found)

@@ -3,6 +3,7 @@
 pub mod chat;
 pub mod completions;
 pub mod info;
+pub mod ollama;
 pub mod tokenize;
 
 use tokio::sync::OwnedSemaphorePermit;
