@@ -281,6 +281,10 @@ fn counts_tokens_failures_and_writes_vllm_keys() {
     assert!(r["mean_tpot_ms"].as_f64().expect("tpot") >= 1.5, "{r:#}");
     assert!(r["p99_itl_ms"].as_f64().expect("itl") >= 3.0);
     assert!(r["mean_e2el_ms"].as_f64() > r["mean_ttft_ms"].as_f64());
+    // At most 2 in flight; 7 × 3 token events within well under a second of each other.
+    assert!((1..=2).contains(&r["max_concurrent_requests"].as_u64().expect("peak")));
+    let peak = r["max_output_tokens_per_s"].as_f64().expect("peak tokens");
+    assert!((1.0..=21.0).contains(&peak), "{peak}");
 }
 
 #[test]

@@ -10,6 +10,9 @@
 //!   interpolation; an empty list reports 0 like `np.mean([] or 0)`.
 //! - Throughputs divide by the benchmark duration; failed requests count 0 output tokens and no
 //!   input tokens.
+//! - Peak output throughput: token events of successful requests (first at `start + ttft`, then
+//!   one per ITL gap) counted in whole-second buckets from the earliest start, as vLLM counts
+//!   them; peak concurrency: the most successful requests between start and end at one instant.
 
 /// What one request measured (vLLM's `RequestFuncOutput`).
 #[derive(Debug, Clone, Default)]
@@ -24,6 +27,8 @@ pub struct RequestOutcome {
     pub error: String,
     /// SSE events that carried `choices` (tokens), whether or not the server reported usage.
     pub token_chunks: usize,
+    /// When the request was sent, in seconds on the run's clock.
+    pub start_time: f64,
 }
 
 /// Mean, median, std and the asked-for percentiles of one metric, in milliseconds.
@@ -51,6 +56,8 @@ pub struct Metrics {
     pub tpot: Stats,
     pub itl: Stats,
     pub e2el: Stats,
+    pub max_output_tokens_per_s: f64,
+    pub max_concurrent_requests: usize,
 }
 
 /// `np.percentile(values, p)` with linear interpolation; `p` in [0, 100].
@@ -88,6 +95,38 @@ pub fn stats(seconds: &[f64], percentiles: &[f64]) -> Stats {
     }
 }
 
+/// Most token events in one whole-second bucket, and the most requests in flight at once.
+pub fn peaks(outcomes: &[RequestOutcome]) -> (f64, usize) {
+    let ok: Vec<&RequestOutcome> = outcomes.iter().filter(|o| o.success).collect();
+    let Some(t0) = ok.iter().map(|o| o.start_time).reduce(f64::min) else {
+        return (0.0, 0);
+    };
+    let mut buckets: Vec<usize> = Vec::new();
+    let mut edges: Vec<(f64, i32)> = Vec::new();
+    for o in &ok {
+        let mut t = o.start_time + o.ttft;
+        for gap in std::iter::once(&0.0).chain(&o.itl) {
+            t += gap;
+            let b = (t - t0).max(0.0) as usize;
+            if buckets.len() <= b {
+                buckets.resize(b + 1, 0);
+            }
+            buckets[b] += 1;
+        }
+        edges.push((o.start_time, 1));
+        edges.push((o.start_time + o.latency, -1));
+    }
+    // Ends sort before starts at the same instant: back-to-back requests do not overlap.
+    edges.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let (mut now, mut most) = (0i32, 0i32);
+    for (_, d) in edges {
+        now += d;
+        most = most.max(now);
+    }
+    let peak = buckets.iter().copied().max().unwrap_or(0);
+    (peak as f64, most as usize)
+}
+
 pub fn calculate_metrics(
     outcomes: &[RequestOutcome],
     duration: f64,
@@ -112,6 +151,7 @@ pub fn calculate_metrics(
         completed += 1;
     }
     let total_output: usize = output_lens.iter().sum();
+    let (max_output_tokens_per_s, max_concurrent_requests) = peaks(outcomes);
     Metrics {
         completed,
         failed: outcomes.len() - completed,
@@ -125,6 +165,8 @@ pub fn calculate_metrics(
         tpot: stats(&tpots, percentiles),
         itl: stats(&itls, percentiles),
         e2el: stats(&e2els, percentiles),
+        max_output_tokens_per_s,
+        max_concurrent_requests,
     }
 }
 
@@ -171,6 +213,34 @@ mod tests {
             (empty.mean, empty.std, empty.percentiles[0].1),
             (0.0, 0.0, 0.0)
         );
+    }
+
+    #[test]
+    fn peaks_count_token_events_per_second_and_overlap() {
+        let req = |start: f64, ttft: f64, itl: Vec<f64>, latency: f64| RequestOutcome {
+            success: true,
+            start_time: start,
+            ttft,
+            itl,
+            latency,
+            ..Default::default()
+        };
+        // Token events: a at 10.5, 10.9, 11.25; b at 10.95, 11.1, 11.3, 11.35; c at 12.5.
+        let a = req(10.2, 0.3, vec![0.4, 0.35], 1.05);
+        let b = req(10.3, 0.65, vec![0.15, 0.2, 0.05], 1.05);
+        let c = req(10.3 + 1.05, 1.15, vec![], 1.15);
+        let failed = RequestOutcome::default();
+        // Buckets from 10.2: [10.2, 11.2) holds 10.5, 10.9, 10.95, 11.1 → 4; [11.2, 12.2) holds
+        // 11.25, 11.3, 11.35 → 3; [12.2, 13.2) holds 12.5. The failed request (start 0) neither
+        // starts the clock nor counts.
+        let (tok, conc) = peaks(&[a.clone(), b.clone(), c.clone(), failed]);
+        assert_eq!(tok, 4.0);
+        // a [10.2, 11.25], b [10.3, 11.35], c [11.35, 12.5]: c starts as b ends → 2 at most.
+        assert_eq!(conc, 2);
+        // d [10.25, 12.25] overlaps a and b at 10.3 → 3.
+        let d = req(10.25, 0.1, vec![], 2.0);
+        assert_eq!(peaks(&[a, b, c, d]).1, 3);
+        assert_eq!(peaks(&[]), (0.0, 0));
     }
 
     #[test]

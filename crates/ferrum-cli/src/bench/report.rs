@@ -84,6 +84,14 @@ pub fn render(
         format!("{:.2}", m.output_throughput),
     );
     s += &line(
+        "Peak output token throughput (tok/s):",
+        format!("{:.2}", m.max_output_tokens_per_s),
+    );
+    s += &line(
+        "Peak concurrent requests:",
+        format!("{:.2}", m.max_concurrent_requests as f64),
+    );
+    s += &line(
         "Total Token throughput (tok/s):",
         format!("{:.2}", m.total_token_throughput),
     );
@@ -174,6 +182,14 @@ pub fn result_json(
         json!(m.total_token_throughput),
     );
     let col = |f: fn(&RequestOutcome) -> Value| Value::Array(outcomes.iter().map(f).collect());
+    r.insert(
+        "max_output_tokens_per_s".into(),
+        json!(m.max_output_tokens_per_s),
+    );
+    r.insert(
+        "max_concurrent_requests".into(),
+        json!(m.max_concurrent_requests),
+    );
     r.insert("input_lens".into(), col(|o| json!(o.prompt_len)));
     r.insert("output_lens".into(), json!(m.output_lens));
     r.insert("ttfts".into(), col(|o| json!(o.ttft)));

@@ -14,7 +14,7 @@
 //! - Success needs HTTP 200 and at least one token event; anything else keeps the first error.
 //! - Only standard OpenAI fields are sent, plus `ignore_eos` when asked for.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use serde_json::{json, Value};
@@ -74,6 +74,9 @@ pub fn payload(s: &RequestSettings, prompt: &Prompt, max_tokens: usize) -> Value
     body
 }
 
+/// The clock of `RequestOutcome::start_time`: first use in this process.
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
 /// How many characters of an error body are kept.
 const ERROR_BODY_LIMIT: usize = 500;
 
@@ -98,6 +101,7 @@ pub async fn send(
         }
     };
     let st = Instant::now();
+    out.start_time = (st - *EPOCH.get_or_init(Instant::now)).as_secs_f64();
     if let Err(e) = stream(client, s, body, request_id, st, &mut out).await {
         out.success = false;
         if out.error.is_empty() {
