@@ -80,6 +80,7 @@ run openai-sdk python3 "$here/test_openai_sdk.py"
 run load-and-disconnect python3 "$here/test_load.py"
 run bench-serve bash bench/serve/smoke.sh "$bin" "$model"
 run jdk-httpclient bash "$here/java/run.sh"
+run ollama-client python3 "$here/test_ollama.py"
 # SIGTERM drains (the test sends it), then the process exits 0.
 before=$failed
 E2E_PID=$pid E2E_SHUTDOWN_TIMEOUT=5 run sigterm-drain python3 "$here/test_drain.py"

@@ -565,3 +565,43 @@ async fn the_api_key_guards_ollama_routes_too() {
     let (s, _, _) = app.send(req).await;
     assert_eq!(s, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn curl_style_bodies_are_read_as_json() {
+    // Ollama's documentation uses `curl -d '{…}'`, which sends form encoding.
+    let app = TestApp::new();
+    let req = Request::post("/api/generate")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(
+            json!({"model": MODEL, "prompt": "hi", "stream": false}).to_string(),
+        ))
+        .expect("request");
+    let (s, _, text) = app.send(req).await;
+    assert_eq!(s, StatusCode::OK, "{text}");
+    let v: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(v["response"], SCRIPT);
+    let req = Request::post("/api/show")
+        .body(Body::from("not json"))
+        .expect("request");
+    let (s, _, text) = app.send(req).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(error_message(&serde_json::from_str(&text).expect("json")).contains("not valid JSON"));
+}
+
+#[tokio::test]
+async fn logprobs_per_token() {
+    let app = TestApp::new();
+    let body = json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": false,
+        "logprobs": true, "top_logprobs": 2});
+    let (s, v) = app.post("/api/chat", &body).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let lps = v["logprobs"].as_array().expect("logprobs");
+    assert_eq!(lps.len(), v["eval_count"].as_u64().expect("count") as usize);
+    assert_eq!(lps[0]["logprob"], -0.5);
+    assert_eq!(lps[0]["top_logprobs"].as_array().map(Vec::len), Some(2));
+    let (s, v) = app
+        .post("/api/chat", &json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "top_logprobs": 2}))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(error_message(&v).contains("logprobs"));
+}

@@ -19,7 +19,6 @@ use super::names::resolve;
 use super::reply::{error, now_rfc3339};
 use super::run::{admit_request, think_kwargs, Common};
 use super::stream::Shape;
-use crate::body::json_object;
 use crate::error::ApiError;
 use crate::prompt::{encode_chat, ChatPrompt};
 use crate::protocol::messages::{check_tools, normalize_messages};
@@ -90,7 +89,7 @@ fn translate_messages(messages: &[Value]) -> Result<Value, ApiError> {
 
 async fn handle(state: AppState, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let arrival = Instant::now();
-    let body = json_object(&headers, body, state.options.max_body_bytes).await?;
+    let body = super::body::read(&state, &headers, body).await?;
     let req: ChatRequest = read_fields(&body)?;
     if let Some(obj) = body.as_object() {
         let unknown = unknown_keys(obj, &[field_names::<ChatRequest>()]);

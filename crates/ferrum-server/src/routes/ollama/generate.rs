@@ -21,7 +21,6 @@ use super::names::resolve;
 use super::reply::{error, now_rfc3339};
 use super::run::{admit_request, think_kwargs, Common};
 use super::stream::Shape;
-use crate::body::json_object;
 use crate::error::ApiError;
 use crate::prompt::{encode_chat, encode_text, ChatPrompt};
 use crate::protocol::parse::{field_names, read_fields, unknown_keys};
@@ -95,7 +94,7 @@ fn refuse(on: bool, param: &'static str, message: &'static str) -> Result<(), Ap
 
 async fn handle(state: AppState, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let arrival = Instant::now();
-    let body = json_object(&headers, body, state.options.max_body_bytes).await?;
+    let body = super::body::read(&state, &headers, body).await?;
     let req: GenerateRequest = read_fields(&body)?;
     if let Some(obj) = body.as_object() {
         let unknown = unknown_keys(obj, &[field_names::<GenerateRequest>()]);

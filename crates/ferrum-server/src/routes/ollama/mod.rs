@@ -14,6 +14,7 @@
 //!   the reason, and request fields that would change the output but cannot be honoured
 //!   (`format`, `images`, `template`, `suffix`, `context`) are refused, never ignored.
 
+mod body;
 mod chat;
 mod generate;
 mod models;

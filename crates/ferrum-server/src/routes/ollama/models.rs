@@ -20,7 +20,6 @@ use sha2::{Digest, Sha256};
 
 use super::names::{resolve, tagged};
 use super::reply::{error, not_implemented, rfc3339};
-use crate::body::json_object;
 use crate::error::ApiError;
 use crate::protocol::parse::read_fields;
 use crate::registry::ServedModel;
@@ -200,7 +199,7 @@ fn parameters(p: &ferrum_types::SamplingParams) -> String {
 }
 
 async fn show_model(state: AppState, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    let body = json_object(&headers, body, state.options.max_body_bytes).await?;
+    let body = super::body::read(&state, &headers, body).await?;
     let req: ShowRequest = read_fields(&body)?;
     let requested = req
         .model
