@@ -605,3 +605,76 @@ async fn logprobs_per_token() {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(error_message(&v).contains("logprobs"));
 }
+
+#[tokio::test]
+async fn show_and_tags_read_the_model_folder() {
+    let (_engine, context, dir) =
+        common::fake_model(&ferrum_testkit::tiny_qwen3(), 512, "from qwen");
+    let mut options = ferrum_server::ServerOptions::for_model("unused");
+    options.models = vec![ferrum_server::ModelRoute::new(
+        vec!["qwen3-tiny".into(), "qwen3-tiny:q8".into()],
+        dir.path().to_string_lossy(),
+    )];
+    let state = ferrum_server::AppState::new(options);
+    state.set_ready(context);
+    let router = ferrum_server::build_router(state);
+    let send = |req: Request<Body>| {
+        let router = router.clone();
+        async move {
+            let resp = tower::ServiceExt::oneshot(router, req)
+                .await
+                .expect("infallible");
+            let status = resp.status();
+            let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                .await
+                .expect("body");
+            (
+                status,
+                serde_json::from_slice::<Value>(&bytes).expect("json"),
+            )
+        }
+    };
+    let (s, v) = send(
+        Request::post("/api/show")
+            .body(Body::from(
+                json!({"model": "qwen3-tiny:latest"}).to_string(),
+            ))
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["details"]["family"], "qwen3");
+    assert_eq!(v["model_info"]["general.architecture"], "qwen3");
+    assert!(
+        v["model_info"]["qwen3.context_length"].as_u64().is_some(),
+        "{v}"
+    );
+    assert!(
+        v["template"]
+            .as_str()
+            .is_some_and(|t| t.contains("im_start")),
+        "{v}"
+    );
+
+    let (s, v) = send(Request::get("/api/tags").body(Body::empty()).expect("req")).await;
+    assert_eq!(s, StatusCode::OK);
+    let names: Vec<&str> = v["models"]
+        .as_array()
+        .expect("models")
+        .iter()
+        .filter_map(|m| m["name"].as_str())
+        .collect();
+    assert_eq!(names, ["qwen3-tiny:latest", "qwen3-tiny:q8"]);
+    assert!(
+        v["models"][0]["size"].as_u64().is_some_and(|n| n > 0),
+        "{v}"
+    );
+    // A tagged served name answers to exactly that tag.
+    let (s, _) = send(
+        Request::post("/api/show")
+            .body(Body::from(json!({"model": "qwen3-tiny:q4"}).to_string()))
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}

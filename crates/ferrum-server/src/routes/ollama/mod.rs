@@ -17,6 +17,7 @@
 mod body;
 mod chat;
 mod generate;
+mod gguf;
 mod models;
 mod names;
 mod options;

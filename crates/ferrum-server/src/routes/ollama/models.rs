@@ -5,6 +5,8 @@
 //! - Listings answer from the model list fixed at start-up and the files on disk; they never
 //!   touch an engine, so they answer at once even under load.
 //! - Every served name (aliases too) is listed with its tag (`name:latest`).
+//! - Facts come from the model's files (GGUF header, or config.json and the tokenizer files),
+//!   read on the blocking pool; what cannot be read is left empty, never invented.
 //! - `digest` is the SHA-256 of the model's source path: stable for one deployment, and not a
 //!   claim about Ollama's registry manifests. `size` is the bytes of the model's files.
 
@@ -38,11 +40,30 @@ pub async fn version() -> Response {
 }
 
 /// What the files of a model say about it.
+#[derive(Debug, Default)]
 struct Facts {
     format: &'static str,
     family: String,
+    parameter_size: String,
     quantization: String,
+    /// The context the model was trained for (its files' value, not --max-model-len).
+    trained_context: Option<u64>,
+    /// The chat template in the model's files.
+    template: String,
     size: u64,
+}
+
+/// [`facts`] on the blocking pool (file reads).
+async fn facts_of(source: &str) -> Facts {
+    let source = source.to_string();
+    tokio::task::spawn_blocking(move || facts(&source))
+        .await
+        .unwrap_or_default()
+}
+
+fn read_json(path: &Path) -> Option<Value> {
+    let text = std::fs::read_to_string(path).ok()?;
+    serde_json::from_str(&text).ok()
 }
 
 fn facts(source: &str) -> Facts {
@@ -62,35 +83,60 @@ fn facts(source: &str) -> Facts {
     } else {
         std::fs::metadata(path).map_or(0, |m| m.len())
     };
-    let family = std::fs::read_to_string(path.join("config.json"))
-        .ok()
-        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
-        .and_then(|c| {
-            c.get("model_type")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
-        .unwrap_or_default();
-    // GGUF file names carry the quantization as their last dotted or dashed part (…Q4_K_M.gguf).
-    let quantization = if gguf {
-        let stem = source[..source.len() - 5].rsplit('/').next().unwrap_or("");
-        stem.rsplit(['.', '-'])
-            .next()
-            .filter(|q| {
-                let u = q.to_ascii_uppercase();
-                u.starts_with('Q') || u.starts_with("IQ") || u == "F16" || u == "BF16" || u == "F32"
-            })
-            .map(str::to_ascii_uppercase)
-            .unwrap_or_default()
-    } else {
-        String::new()
-    };
-    Facts {
+    let mut f = Facts {
         format: if gguf { "gguf" } else { "safetensors" },
-        family,
-        quantization,
         size,
+        ..Facts::default()
+    };
+    if gguf {
+        let meta = super::gguf::read(path);
+        f.family = meta
+            .get("general.architecture")
+            .cloned()
+            .unwrap_or_default();
+        f.parameter_size = meta.get("general.size_label").cloned().unwrap_or_default();
+        f.trained_context = meta
+            .get(&format!("{}.context_length", f.family))
+            .and_then(|v| v.parse().ok());
+        f.template = meta
+            .get("tokenizer.chat_template")
+            .cloned()
+            .unwrap_or_default();
+        f.quantization = quantization_of(source);
+    } else {
+        let config = read_json(&path.join("config.json"));
+        let field = |k: &str| config.as_ref().and_then(|c| c.get(k).cloned());
+        f.family = field("model_type")
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        f.trained_context = field("max_position_embeddings").and_then(|v| v.as_u64());
+        f.template = std::fs::read_to_string(path.join("chat_template.jinja"))
+            .ok()
+            .or_else(|| {
+                read_json(&path.join("tokenizer_config.json"))?
+                    .get("chat_template")?
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .unwrap_or_default();
     }
+    f
+}
+
+/// GGUF file names carry the quantization as their last dotted or dashed part (…Q4_K_M.gguf).
+fn quantization_of(source: &str) -> String {
+    let stem = source[..source.len().saturating_sub(5)]
+        .rsplit('/')
+        .next()
+        .unwrap_or("");
+    stem.rsplit(['.', '-'])
+        .next()
+        .filter(|q| {
+            let u = q.to_ascii_uppercase();
+            u.starts_with('Q') || u.starts_with("IQ") || u == "F16" || u == "BF16" || u == "F32"
+        })
+        .map(str::to_ascii_uppercase)
+        .unwrap_or_default()
 }
 
 fn details(f: &Facts) -> Value {
@@ -99,7 +145,7 @@ fn details(f: &Facts) -> Value {
         "format": f.format,
         "family": f.family,
         "families": if f.family.is_empty() { Value::Null } else { json!([f.family]) },
-        "parameter_size": "",
+        "parameter_size": f.parameter_size,
         "quantization_level": f.quantization,
     })
 }
@@ -112,8 +158,7 @@ fn digest(source: &str) -> String {
 }
 
 /// One listing entry per name of `m`.
-fn entries(state: &AppState, m: &ServedModel) -> Vec<(String, Map<String, Value>)> {
-    let f = facts(&m.route.source);
+fn entries(state: &AppState, m: &ServedModel, f: &Facts) -> Vec<(String, Map<String, Value>)> {
     m.route
         .names
         .iter()
@@ -128,40 +173,44 @@ fn entries(state: &AppState, m: &ServedModel) -> Vec<(String, Map<String, Value>
             );
             e.insert("size".into(), Value::from(f.size));
             e.insert("digest".into(), Value::String(digest(&m.route.source)));
-            e.insert("details".into(), details(&f));
+            e.insert("details".into(), details(f));
             (name, e)
         })
         .collect()
 }
 
 pub async fn tags(State(state): State<AppState>) -> Response {
-    let models: Vec<Value> = state
-        .models
-        .iter()
-        .flat_map(|m| entries(&state, m))
-        .map(|(_, e)| Value::Object(e))
-        .collect();
+    let mut models = Vec::new();
+    for m in &state.models {
+        let f = facts_of(&m.route.source).await;
+        models.extend(
+            entries(&state, m, &f)
+                .into_iter()
+                .map(|(_, e)| Value::Object(e)),
+        );
+    }
     axum::Json(json!({ "models": models })).into_response()
 }
 
 /// The models that can serve now (loaded, engine alive).
 pub async fn ps(State(state): State<AppState>) -> Response {
-    let models: Vec<Value> = state
+    let expires = rfc3339(state.created + FOREVER_SECS, 0);
+    let mut models = Vec::new();
+    for m in state
         .models
         .iter()
         .filter(|m| m.not_ready_reason(true).is_none())
-        .flat_map(|m| {
-            let context = m.context.get().map_or(0, |c| c.max_model_len);
-            let expires = rfc3339(state.created + FOREVER_SECS, 0);
-            entries(&state, m).into_iter().map(move |(_, mut e)| {
-                e.remove("modified_at");
-                e.insert("expires_at".into(), Value::String(expires.clone()));
-                e.insert("size_vram".into(), Value::from(0u64));
-                e.insert("context_length".into(), Value::from(context));
-                Value::Object(e)
-            })
-        })
-        .collect();
+    {
+        let context = m.context.get().map_or(0, |c| c.max_model_len);
+        let f = facts_of(&m.route.source).await;
+        for (_, mut e) in entries(&state, m, &f) {
+            e.remove("modified_at");
+            e.insert("expires_at".into(), Value::String(expires.clone()));
+            e.insert("size_vram".into(), Value::from(0u64));
+            e.insert("context_length".into(), Value::from(context));
+            models.push(Value::Object(e));
+        }
+    }
     axum::Json(json!({ "models": models })).into_response()
 }
 
@@ -207,7 +256,7 @@ async fn show_model(state: AppState, headers: HeaderMap, body: Body) -> Result<R
         .filter(|m| !m.is_empty())
         .or(req.name.as_deref());
     let served = resolve(&state, requested)?;
-    let f = facts(&served.route.source);
+    let f = facts_of(&served.route.source).await;
     let context = served.context.get();
     let mut model_info = Map::new();
     if !f.family.is_empty() {
@@ -237,9 +286,9 @@ async fn show_model(state: AppState, headers: HeaderMap, body: Body) -> Result<R
         "license": "",
         "modelfile": format!("# Served by Ferrum from {source}\nFROM {source}\n"),
         "parameters": context.map(|c| parameters(&c.default_sampling)).unwrap_or_default(),
-        // The model's Jinja chat template is applied by the server; Ollama's Go template
-        // language has no equivalent to show.
-        "template": "",
+        // The Jinja template in the model's files (Ollama shows a Go template here); a
+        // --chat-template given to the server replaces it when requests are rendered.
+        "template": f.template,
         "details": details(&f),
         "model_info": model_info,
         "capabilities": capabilities,
@@ -269,8 +318,8 @@ mod tests {
             (f.format, f.quantization.as_str(), f.size),
             ("gguf", "Q4_1", 0)
         );
-        let f = facts("/nowhere/model-q4_k_m.gguf");
-        assert_eq!(f.quantization, "Q4_K_M");
+        assert_eq!(quantization_of("/nowhere/model-q4_k_m.gguf"), "Q4_K_M");
+        assert_eq!(quantization_of("/x/Model.gguf"), "");
         let f = facts("/nowhere/a-folder");
         assert_eq!((f.format, f.quantization.as_str()), ("safetensors", ""));
     }
