@@ -46,5 +46,9 @@ if [ -x "$BIN/ferrum" ] && [ -n "${ENGINE_MODELS:-llama3-8b}" ]; then
     cat "$ROOT/tput_${m}_1024_128.json" >> "$OUT/engine.log" 2>/dev/null
   done
 fi
+# 6. transformers on the same saved models, as the measured baseline.
+if [ -n "${HF_MODELS:-}" ]; then
+  python3 scripts/gpu/hf_bench.py --root "$ROOT" --models "$HF_MODELS" 2>&1 | tee -a "$OUT/engine.log" || status=1
+fi
 python3 scripts/gpu/compare.py --root "$ROOT" 2>&1 | tee "$OUT/summary.txt" || status=1
 exit $status

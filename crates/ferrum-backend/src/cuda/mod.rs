@@ -750,9 +750,12 @@ impl Backend for CudaBackend {
             .stream
             .clone_dtoh(&x.data.slice(..n))
             .map_err(CudaError::from)?;
+        // Batched logits are tens of millions of values: widen them on every core.
+        use rayon::prelude::*;
         Ok(bits
-            .into_iter()
-            .map(|b| half::bf16::from_bits(b).to_f32())
+            .par_iter()
+            .with_min_len(1 << 16)
+            .map(|&b| half::bf16::from_bits(b).to_f32())
             .collect())
     }
 }
