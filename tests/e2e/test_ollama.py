@@ -80,6 +80,8 @@ def test_list_show_ps():
     assert entry.details.format == "gguf" and entry.details.quantization_level == "Q4_1", entry
     show = client.show(MODEL)
     assert "completion" in show.capabilities and show.details.format == "gguf"
+    assert show.details.family == "llama" and show.details.parameter_size == "135M", show.details
+    assert show.modelinfo["general.architecture"] == "llama" and "messages" in show.template
     running = [m.model for m in client.ps().models]
     assert f"{MODEL}:latest" in running, running
     assert all(m.context_length == 2048 for m in client.ps().models)
