@@ -678,3 +678,45 @@ async fn show_and_tags_read_the_model_folder() {
     .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn think_false_renders_the_template_without_thinking() {
+    let app =
+        TestApp::with(|o| o.reasoning_parser = Some(ferrum_config::ReasoningParserKind::Qwen3));
+    app.script("Hi there!");
+    let prompt_of = |app: &TestApp| {
+        let req = app
+            .engine
+            .last_request
+            .lock()
+            .expect("lock")
+            .clone()
+            .expect("request");
+        app.tokenizer
+            .decode(&req.prompt_token_ids, false)
+            .expect("decode")
+    };
+    for (think, closed) in [
+        (json!(false), true),
+        (json!(true), false),
+        (json!("high"), false),
+    ] {
+        let body = json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}],
+            "think": think, "stream": false});
+        let (s, v) = app.post("/api/chat", &body).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["message"]["content"], "Hi there!");
+        assert!(v["message"].get("thinking").is_none(), "{v}");
+        let prompt = prompt_of(&app);
+        assert_eq!(
+            prompt.ends_with("<think>\n\n</think>\n\n"),
+            closed,
+            "think {think}: {prompt:?}"
+        );
+    }
+    let (s, v) = app
+        .post("/api/chat", &json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "think": "very"}))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(error_message(&v).contains("think"));
+}
