@@ -268,7 +268,14 @@ fn load(
     let config = engine_config(args, spec, share, several);
     // The engine takes its own bundle (it owns the weights); this one's tokenizer stays here.
     let engine_bundle = ModelBundle::open(path).with_context(|| format!("loading {model_path}"))?;
-    let (engine, info) = start_engine(engine_bundle, config.clone()).map_err(|e| anyhow!("{e}"))?;
+    let (engine, info) = start_engine(engine_bundle, config.clone()).map_err(|e| {
+        let message = e.to_string();
+        if message.starts_with("--device cuda") {
+            anyhow!("{message}; {}", ferrum_config::cuda_help())
+        } else {
+            anyhow!("{message}")
+        }
+    })?;
     let engine: Arc<dyn Engine> = Arc::new(engine);
     let engine = match spec.keep_alive {
         None => engine,
@@ -324,8 +331,6 @@ fn engine_config(
     share: &MemoryShare,
     several: bool,
 ) -> EngineConfig {
-    // The engine's settings grow (device, GPU share); the rest keep the engine's defaults.
-    #[allow(clippy::needless_update)]
     EngineConfig {
         max_num_seqs: spec.max_num_seqs,
         max_num_batched_tokens: spec.max_num_batched_tokens,
@@ -340,8 +345,9 @@ fn engine_config(
             ferrum_config::SchedulingPolicy::Fcfs => SchedulingPolicy::Fcfs,
             ferrum_config::SchedulingPolicy::Priority => SchedulingPolicy::Priority,
         },
-        // One model without its own size keeps the engine's own sizing (and its default);
-        // several get their split explicitly.
+        // One model without its own size keeps the engine's own sizing (its CPU default, or
+        // the GPU share). Several get their CPU split explicitly, which also sizes their KV
+        // cache on a GPU (the GPU planner counts every engine's memory as used).
         kv_cache_memory_bytes: match (several, spec.kv_cache_memory_bytes) {
             (_, Some(own)) => Some(own),
             (false, None) => args.cache.kv_cache_memory_bytes,
@@ -349,9 +355,8 @@ fn engine_config(
         },
         threads: args.parallel.threads,
         seed: Some(args.model.seed),
-        // The device and the GPU share (`spec.device`, `share.gpu_memory_utilization`) go
-        // here once the engine takes them.
-        ..EngineConfig::default()
+        device: crate::generate::engine_device(spec.device),
+        gpu_memory_utilization: share.gpu_memory_utilization,
     }
 }
 

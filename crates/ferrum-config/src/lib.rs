@@ -28,7 +28,7 @@ pub use layers::{load_from, ENV_HELP};
 pub use memory::MemoryShare;
 pub use models::{default_names, parse_model_entries, ModelEntry, ModelSpec, ENTRY_KEYS};
 pub use reference::configuration_reference;
-pub use validate::{no_cuda_help, GenerationConfig, ReasoningParserKind, ToolParserKind};
+pub use validate::{cuda_help, GenerationConfig, ReasoningParserKind, ToolParserKind};
 
 impl ServeArgs {
     /// Parses the process's own environment and `argv` (`argv[0]` the program name).

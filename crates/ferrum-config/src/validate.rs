@@ -328,12 +328,10 @@ fn check_spec(spec: &ModelSpec, several: bool) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// What to do when `--device cuda` cannot run.
-pub fn no_cuda_help() -> &'static str {
-    "cuda asked for, but no CUDA GPU can be used here (this build has no CUDA backend). \
-     Check that `nvidia-smi` lists a GPU, that the NVIDIA driver is installed on the host, and \
-     in Docker that the container gets the GPU (`--gpus all`, or the compose file's \
-     deploy.resources.reservations.devices); or serve on the CPU with --device cpu"
+/// What to do when `--device cuda` cannot start (no GPU, no driver, no access).
+pub fn cuda_help() -> &'static str {
+    "`nvidia-smi` must list the GPU; in Docker, give the container the GPU (`--gpus all`, or \
+     the compose file's deploy.resources.reservations.devices) and use the CUDA image"
 }
 
 /// CORS values must be what a browser can send: origins as `scheme://host[:port]`, methods
