@@ -82,10 +82,11 @@ fn init_logging(args: &ServeArgs) -> Result<()> {
         ),
         None => None,
     };
-    let ansi = file.is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // Server logs go to stdout, where container runtimes and vLLM deployments expect them.
+    let ansi = file.is_none() && std::io::IsTerminal::is_terminal(&std::io::stdout());
     let writer = match file {
-        Some(f) => BoxMakeWriter::new(std::io::stderr.and(Arc::new(f))),
-        None => BoxMakeWriter::new(std::io::stderr),
+        Some(f) => BoxMakeWriter::new(std::io::stdout.and(Arc::new(f))),
+        None => BoxMakeWriter::new(std::io::stdout),
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
