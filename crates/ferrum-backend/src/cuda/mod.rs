@@ -463,6 +463,9 @@ impl Backend for CudaBackend {
             return Ok(());
         }
         let (xa, wa, ya) = (self.a(&x.data), self.a(&weight.data), self.a(&out.data));
+        // cuBLAS runs in the calling thread's current context, and the engine thread is not
+        // the one that created the handle.
+        self.ctx.bind_to_thread().map_err(CudaError::from)?;
         self.blas
             .linear(xa, wa, ya, rows, weight.cols, weight.rows)?;
         if let Some(bias) = bias {
