@@ -46,6 +46,28 @@ if [ -x "$BIN/ferrum" ] && [ -n "${ENGINE_MODELS:-llama3-8b}" ]; then
     cat "$ROOT/tput_${m}_1024_128.json" >> "$OUT/engine.log" 2>/dev/null
   done
 fi
+# 7. `ferrum serve --device cuda`: start-up to the first 200 from /health (warm page cache: the
+#    model was just written), then vLLM-style serving runs at several request rates.
+if [ -n "${SERVE_MODEL:-}" ] && [ -d "$ROOT/$SERVE_MODEL" ] && [ -x "$BIN/ferrum" ]; then
+  cp "$BIN"/tok/* "$ROOT/$SERVE_MODEL/"
+  port=${SERVE_PORT:-8011}
+  t0=$(date +%s.%N)
+  "$BIN/ferrum" serve "$ROOT/$SERVE_MODEL" --device cuda --port "$port" --max-model-len 4096 \
+    > "$ROOT/serve.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 1200); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.05; done
+  t1=$(date +%s.%N)
+  echo "serve $SERVE_MODEL: start-up to /health 200 in $(python3 -c "print(round($t1 - $t0, 2))") s" | tee -a "$OUT/engine.log"
+  for rate in ${SERVE_RATES:-1 4 16 inf}; do
+    echo "== request rate $rate" >> "$OUT/engine.log"
+    timeout ${SERVE_TIMEOUT:-100} "$BIN/ferrum" bench serve --base-url "http://127.0.0.1:$port" \
+      --dataset-name random --random-input-len 202 --random-output-len 179 --random-vocab-size 500 \
+      --num-prompts ${SERVE_N:-64} --request-rate "$rate" --ignore-eos --seed 0 \
+      --percentile-metrics ttft,tpot,itl,e2el --metric-percentiles 50,99 2>&1 | tail -32 >> "$OUT/engine.log"
+  done
+  kill "$pid" 2>/dev/null
+  grep -iE "memory plan|GPU memory|KV cache" "$ROOT/serve.log" | head -5 >> "$OUT/engine.log"
+fi
 # 6. transformers on the same saved models, as the measured baseline.
 if [ -n "${HF_MODELS:-}" ]; then
   python3 scripts/gpu/hf_bench.py --root "$ROOT" --models "$HF_MODELS" 2>&1 | tee -a "$OUT/engine.log" || status=1
