@@ -20,6 +20,10 @@ pub struct SourceArgs {
     /// modelscope. Default: modelscope when FERRUM_USE_MODELSCOPE=true, else huggingface.
     #[arg(long, value_parser = parse_source)]
     pub model_source: Option<Source>,
+    /// Hugging Face models are downloaded to and looked up in this folder (the cache layout;
+    /// default: HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub).
+    #[arg(long, value_name = "DIR")]
+    pub download_dir: Option<PathBuf>,
 }
 
 fn parse_source(s: &str) -> Result<Source, String> {
@@ -33,7 +37,23 @@ impl SourceArgs {
         if let Some(s) = self.model_source {
             cfg.source = s;
         }
+        if let Some(dir) = &self.download_dir {
+            cfg.hf_cache = dir.clone();
+        }
         cfg
+    }
+
+    /// `ferrum serve`'s settings (validated by its parser already).
+    pub fn from_serve(m: &ferrum_config::ModelArgs) -> Result<Self> {
+        let model_source = match m.model_source.as_deref() {
+            Some(s) => Some(parse_source(s).map_err(anyhow::Error::msg)?),
+            None => None,
+        };
+        Ok(Self {
+            revision: m.revision.clone(),
+            model_source,
+            download_dir: m.download_dir.clone(),
+        })
     }
 }
 

@@ -232,7 +232,8 @@ fn load(
 ) -> Result<ModelContext> {
     // Where MODEL becomes a local path.
     let model_path = spec.model.clone();
-    let resolved = crate::resolve::resolve_model(&model_path, &Default::default())?;
+    let source = crate::resolve::SourceArgs::from_serve(&args.model)?;
+    let resolved = crate::resolve::resolve_model(&model_path, &source)?;
     let path = resolved.as_path();
     check_model_files(&model_path, path)?;
     let bundle = ModelBundle::open(path).with_context(|| format!("loading {model_path}"))?;

@@ -228,3 +228,73 @@ fn a_gguf_from_the_hub_generates_what_the_local_file_does() {
     assert_eq!(from_hub, run(local.to_str().expect("utf-8 path")));
     assert!(from_hub.starts_with("L'Étoile"), "{from_hub}");
 }
+
+#[test]
+fn download_dir_replaces_the_cache_folder() {
+    let model = tempfile::tempdir().expect("tempdir");
+    let spec = ferrum_testkit::preset("tiny_llama").expect("preset");
+    ferrum_testkit::write_test_model(model.path(), &spec).expect("write model");
+    let url = start_hub(BTreeMap::from([(
+        "org/tiny".to_string(),
+        folder_files(model.path()),
+    )]));
+    let home = tempfile::tempdir().expect("home");
+    let hf_home = home.path().join("hf").display().to_string();
+    let dir = home.path().join("weights");
+    let dir_s = dir.display().to_string();
+    let env = [("HF_ENDPOINT", url.as_str()), ("HF_HOME", hf_home.as_str())];
+
+    let o = ferrum(&["pull", "org/tiny", "--download-dir", &dir_s], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    let snap = PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
+    assert!(snap.starts_with(&dir), "{}", snap.display());
+    assert!(dir.join("models--org--tiny").is_dir());
+
+    let offline = [env[0], env[1], ("HF_HUB_OFFLINE", "1")];
+    let o = ferrum(
+        &["validate", "org/tiny", "--download-dir", &dir_s],
+        &offline,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    // HF_HOME's cache is empty: without the flag the model is not found offline.
+    let o = ferrum(&["validate", "org/tiny"], &offline);
+    assert!(!o.status.success());
+    // `serve` reads the same flag: with the model in HF_HOME's cache but an empty
+    // --download-dir it must fail offline naming the cache (a serve that ignored the flag would
+    // load the model and keep running).
+    let o = ferrum(&["pull", "org/tiny"], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+        .to_string();
+    let empty = home.path().join("empty").display().to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrum"))
+        .args([
+            "serve",
+            "org/tiny",
+            "--download-dir",
+            &empty,
+            "--port",
+            &port,
+        ])
+        .envs(offline)
+        .env_remove("HF_TOKEN")
+        .env_remove("FERRUM_USE_MODELSCOPE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve kept running: --download-dir was not used");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let o = child.wait_with_output().expect("output");
+    assert!(!o.status.success());
+    assert!(text(&o).contains("HF_HUB_OFFLINE"), "{}", text(&o));
+}

@@ -110,6 +110,17 @@ pub struct ModelArgs {
     /// The largest `top_logprobs` / `logprobs` a request may ask for.
     #[arg(long, default_value_t = 20)]
     pub max_logprobs: usize,
+    /// Branch, tag or commit of a hub model id (default: main; master on ModelScope).
+    #[arg(long, value_name = "REVISION")]
+    pub revision: Option<String>,
+    /// Folder that hub models are downloaded to and looked up in, in the Hugging Face cache
+    /// layout (default: HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub).
+    #[arg(long, value_name = "DIR")]
+    pub download_dir: Option<std::path::PathBuf>,
+    /// Where hub model ids are downloaded from: huggingface (HF_ENDPOINT picks a mirror) or
+    /// modelscope. Default: modelscope when FERRUM_USE_MODELSCOPE=true, else huggingface.
+    #[arg(long, value_parser = ["huggingface", "modelscope"], value_name = "SOURCE")]
+    pub model_source: Option<String>,
     /// Stop a model's engine after this long without requests (`300`, `5m`, `1h`) and start
     /// it again on the next request, giving its memory back meanwhile. Unset: always loaded.
     #[arg(long, value_parser = parse_keep_alive, value_name = "DURATION")]
