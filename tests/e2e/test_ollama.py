@@ -122,6 +122,8 @@ def test_liveness_and_auth():
         raise AssertionError("no key was accepted")
     except ollama.ResponseError as e:
         assert e.status_code == 401, e
+        # Ollama's error body, so the client's message is the text itself, not a dict.
+        assert isinstance(e.error, str) and "key" in e.error.lower(), e.error
 
 
 if __name__ == "__main__":

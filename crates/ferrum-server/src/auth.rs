@@ -67,6 +67,10 @@ pub async fn require_key(State(state): State<AppState>, req: Request, next: Next
     }
     match bearer(&req) {
         Some(key) if state.api_keys.accepts(key) => next.run(req).await,
+        // Ollama's clients read `{"error": "..."}`; everyone else gets the OpenAI shape.
+        _ if path.starts_with("/api/") => {
+            crate::routes::ollama::reply::error(ApiError::Unauthorized)
+        }
         _ => ApiError::Unauthorized.into_response(),
     }
 }

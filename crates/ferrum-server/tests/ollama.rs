@@ -556,8 +556,11 @@ async fn management_endpoints_are_refused_not_faked() {
 #[tokio::test]
 async fn the_api_key_guards_ollama_routes_too() {
     let app = TestApp::with(|o| o.api_keys = vec!["sk-test".into()]);
-    let (s, _) = app.get("/api/tags").await;
+    let (s, body) = app.get("/api/tags").await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // Ollama's error shape, which its clients turn into a message.
+    let v: Value = serde_json::from_str(&body).expect("json");
+    assert!(v["error"].is_string(), "{v}");
     let req = Request::get("/api/tags")
         .header("authorization", "Bearer sk-test")
         .body(Body::empty())

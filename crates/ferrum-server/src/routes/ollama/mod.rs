@@ -21,7 +21,7 @@ mod gguf;
 mod models;
 mod names;
 mod options;
-mod reply;
+pub(crate) mod reply;
 mod run;
 mod stream;
 
