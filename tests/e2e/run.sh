@@ -106,5 +106,21 @@ start qwen3-bare $((port + 2)) "$qwen" "${qwen_flags[@]}" --chat-template "$work
 E2E_URL="http://127.0.0.1:$((port + 1))" E2E_BARE_URL="http://127.0.0.1:$((port + 2))" E2E_MODEL=qwen3-tiny \
   E2E_MODEL_DIR="$qwen" run qwen3-openai-sdk python3 "$here/test_qwen3.py"
 
+# Both models in one server, from a `models:` list in a --config file.
+cat >"$work/two-models.yaml" <<YAML
+kv-cache-memory-bytes: 256M
+models:
+  - model: $model
+    served-model-name: [small, smollm2-alias]
+    max-model-len: 1024
+    kv-cache-memory-bytes: 128M
+  - model: $qwen
+    served-model-name: qwen
+    max-model-len: 2048
+    kv-cache-memory-bytes: 64M
+YAML
+start two-models $((port + 3)) --config "$work/two-models.yaml" --api-key "$key"
+E2E_URL="http://127.0.0.1:$((port + 3))" E2E_KEY=$key run two-models python3 "$here/test_two_models.py"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
