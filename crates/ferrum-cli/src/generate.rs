@@ -95,7 +95,7 @@ fn load(args: &GenerateArgs, max_model_len: usize) -> Result<Loaded> {
         max_num_batched_tokens: 2048.max(max_model_len.min(ctx)),
         ..EngineConfig::default()
     };
-    let (engine, info) = start_engine(ModelBundle::open(&args.model)?, config)?;
+    let (engine, info) = start_engine(&bundle, config)?;
     eprintln!(
         "loaded {} ({} layers, {}) on {} in {:.2}s; KV cache {} blocks of {} tokens",
         args.model.display(),

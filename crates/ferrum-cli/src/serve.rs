@@ -266,11 +266,8 @@ fn load(
         format = bundle.weights.format(),
         "model: {model_path}"
     );
-    let tokenizer = Arc::new(bundle.tokenizer);
     let config = engine_config(args, spec, share, several);
-    // The engine takes its own bundle (it owns the weights); this one's tokenizer stays here.
-    let engine_bundle = ModelBundle::open(path).with_context(|| format!("loading {model_path}"))?;
-    let (engine, info) = start_engine(engine_bundle, config.clone()).map_err(|e| {
+    let (engine, info) = start_engine(&bundle, config.clone()).map_err(|e| {
         let message = e.to_string();
         if message.starts_with("--device cuda") {
             anyhow!("{message}; {}", ferrum_config::cuda_help())
@@ -290,7 +287,7 @@ fn load(
             let path = path.to_path_buf();
             let loader: EngineLoader = Box::new(move || {
                 let bundle = ModelBundle::open(&path).map_err(|e| format!("{e:#}"))?;
-                start_engine(bundle, config.clone())
+                start_engine(&bundle, config.clone())
                     .map(|(handle, _)| Arc::new(handle) as Arc<dyn Engine>)
                     .map_err(|e| e.to_string())
             });
@@ -317,7 +314,7 @@ fn load(
     );
     Ok(ModelContext {
         engine,
-        tokenizer,
+        tokenizer: Arc::new(bundle.tokenizer),
         template: template.map(Arc::new),
         max_model_len: info.max_model_len,
         vocab_size: info.vocab_size,

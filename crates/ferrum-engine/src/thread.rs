@@ -30,7 +30,7 @@ fn startup(e: &dyn std::fmt::Display) -> EngineError {
 /// Loads the model on the device `config.device` selects, sizes the KV cache and starts the
 /// engine thread.
 pub fn start_engine(
-    bundle: ModelBundle,
+    bundle: &ModelBundle,
     config: EngineConfig,
 ) -> Result<(EngineHandle, EngineInfo), EngineError> {
     let cfg = &bundle.config;
@@ -70,7 +70,7 @@ pub fn start_engine(
 }
 
 fn start_cpu(
-    bundle: ModelBundle,
+    bundle: &ModelBundle,
     config: EngineConfig,
     max_model_len: usize,
 ) -> Result<(EngineHandle, EngineInfo), EngineError> {
@@ -84,12 +84,12 @@ fn start_cpu(
     let backend = CpuBackend::new(config.threads).map_err(|e| startup(&e))?;
     let model = DecoderModel::load(&backend, bundle.config.clone(), bundle.weights.as_ref())
         .map_err(|e| startup(&e))?;
-    launch(backend, model, &bundle, config, max_model_len, plan)
+    launch(backend, model, bundle, config, max_model_len, plan)
 }
 
 fn start_cuda(
     backend: CudaBackend,
-    bundle: ModelBundle,
+    bundle: &ModelBundle,
     config: EngineConfig,
     max_model_len: usize,
 ) -> Result<(EngineHandle, EngineInfo), EngineError> {
@@ -127,7 +127,7 @@ fn start_cuda(
         gpu_memory_utilization = config.gpu_memory_utilization,
         "GPU memory plan"
     );
-    launch(backend, model, &bundle, config, max_model_len, plan)
+    launch(backend, model, bundle, config, max_model_len, plan)
 }
 
 /// The device-independent rest of start-up: scheduler, runner, executor and the thread.
@@ -435,7 +435,7 @@ mod tests {
             max_model_len: 64,
             ..EngineConfig::default()
         };
-        let e = start_engine(tiny_bundle(dir.path()), config)
+        let e = start_engine(&tiny_bundle(dir.path()), config)
             .err()
             .expect("must fail");
         let m = e.to_string();
@@ -458,7 +458,7 @@ mod tests {
             threads: 1,
             ..EngineConfig::default()
         };
-        let (_h, info) = start_engine(tiny_bundle(dir.path()), config).unwrap();
+        let (_h, info) = start_engine(&tiny_bundle(dir.path()), config).unwrap();
         assert!(info.device.starts_with("cpu"), "{}", info.device);
     }
 }

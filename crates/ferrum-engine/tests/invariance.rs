@@ -19,7 +19,7 @@ fn default_model() -> PathBuf {
 
 fn engine(model: &std::path::Path, cfg: EngineConfig) -> EngineHandle {
     let bundle = ModelBundle::open(model).expect("open model");
-    start_engine(bundle, cfg).expect("start engine").0
+    start_engine(&bundle, cfg).expect("start engine").0
 }
 
 /// Runs every prompt concurrently and returns each one's generated ids.

@@ -127,7 +127,7 @@ pub fn run(a: LatencyArgs) -> Result<std::process::ExitCode> {
         seed: Some(a.seed),
         ..EngineConfig::default()
     };
-    let (engine, info) = start_engine(bundle, config)?;
+    let (engine, info) = start_engine(&bundle, config)?;
     println!(
         "Device {}: batch {}, input {}, output {} tokens",
         info.device, a.batch_size, a.input_len, a.output_len

@@ -90,7 +90,7 @@ pub fn run(a: ThroughputArgs) -> Result<std::process::ExitCode> {
         seed: Some(a.seed),
         ..EngineConfig::default()
     };
-    let (engine, info) = start_engine(bundle, config)?;
+    let (engine, info) = start_engine(&bundle, config)?;
     let concurrency = a
         .max_concurrency
         .unwrap_or(a.num_prompts)
