@@ -113,6 +113,23 @@ pub(crate) fn header(reply: &Reply, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The reply's body as JSON (at most 64 MiB); anything else is `{url}: not {what} (…); {hint}`.
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(
+    reply: &mut Reply,
+    url: &str,
+    what: &str,
+    hint: &str,
+) -> Result<T> {
+    reply
+        .body_mut()
+        .with_config()
+        .limit(64 << 20)
+        .read_to_vec()
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice::<T>(&b).map_err(|e| e.to_string()))
+        .map_err(|e| HubError::BadResponse(format!("{url}: not {what} ({e}); {hint}")))
+}
+
 /// Turns a non-success status into the error that names the fix. `repo`, `revision` and
 /// `file` only fill in the messages.
 pub(crate) fn check_status(

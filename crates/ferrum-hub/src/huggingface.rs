@@ -17,7 +17,7 @@ use serde::Deserialize;
 use crate::cache::{is_commit, normalize_etag, RepoCache};
 use crate::download::{download, Digest, Transfer};
 use crate::error::{io_err, HubError, Result};
-use crate::http::{check_status, header, join_url, quote, Client, Follow};
+use crate::http::{check_status, header, join_url, quote, read_json, Client, Follow};
 use crate::model_ref::RepoRef;
 use crate::parallel::for_each;
 use crate::progress::Progress;
@@ -124,18 +124,12 @@ fn repo_info(client: &Client, cfg: &HubConfig, repo: &RepoRef, revision: &str) -
     );
     let (mut reply, url) = client.send("GET", &url, Follow::All, None)?;
     check_status(&mut reply, &url, &repo.repo_id, revision, None)?;
-    reply
-        .body_mut()
-        .with_config()
-        .limit(64 << 20)
-        .read_to_vec()
-        .map_err(|e| e.to_string())
-        .and_then(|b| serde_json::from_slice::<RepoInfo>(&b).map_err(|e| e.to_string()))
-        .map_err(|e| {
-            HubError::BadResponse(format!(
-                "{url}: not the hub's model info ({e}); is HF_ENDPOINT a Hugging Face hub or mirror?"
-            ))
-        })
+    read_json(
+        &mut reply,
+        &url,
+        "the hub's model info",
+        "is HF_ENDPOINT a Hugging Face hub or mirror?",
+    )
 }
 
 /// What the snapshot of `revision` holds, when it is complete.

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::download::{download, Digest, Transfer};
 use crate::error::{io_err, HubError, Result};
-use crate::http::{check_status, quote, Client, Follow};
+use crate::http::{check_status, quote, read_json, Client, Follow};
 use crate::model_ref::RepoRef;
 use crate::parallel::for_each;
 use crate::progress::Progress;
@@ -153,18 +153,12 @@ fn list_files(
     );
     let (mut reply, url) = client.send("GET", &url, Follow::All, None)?;
     check_status(&mut reply, &url, &repo.repo_id, revision, None)?;
-    let listing: Listing = reply
-        .body_mut()
-        .with_config()
-        .limit(64 << 20)
-        .read_to_vec()
-        .map_err(|e| e.to_string())
-        .and_then(|b| serde_json::from_slice::<Listing>(&b).map_err(|e| e.to_string()))
-        .map_err(|e| {
-            HubError::BadResponse(format!(
-                "{url}: not a ModelScope file listing ({e}); is MODELSCOPE_ENDPOINT right?"
-            ))
-        })?;
+    let listing: Listing = read_json(
+        &mut reply,
+        &url,
+        "a ModelScope file listing",
+        "is MODELSCOPE_ENDPOINT right?",
+    )?;
     match (listing.code, listing.data) {
         (Some(200) | None, Some(d)) => {
             Ok(d.files.into_iter().filter(|f| f.kind != "tree").collect())
