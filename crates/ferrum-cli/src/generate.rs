@@ -48,15 +48,8 @@ pub struct GenerateArgs {
     /// Keep generating after end-of-sequence tokens, up to --max-tokens (for benchmarks).
     #[arg(long)]
     ignore_eos: bool,
-    /// CPU threads (0: all cores).
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
-    /// Where to run: auto (CUDA when a GPU is usable), cpu or cuda.
-    #[arg(long, value_enum, default_value_t = ferrum_config::Device::Auto)]
-    device: ferrum_config::Device,
-    /// Fraction of the GPU's memory to use (weights, activations and KV cache).
-    #[arg(long, default_value_t = 0.9)]
-    gpu_memory_utilization: f32,
+    #[command(flatten)]
+    placement: crate::placement::PlacementArgs,
     /// Print generated token ids to stderr (one JSON line) after the text.
     #[arg(long)]
     print_token_ids: bool,
@@ -86,15 +79,12 @@ fn load(args: &GenerateArgs, max_model_len: usize) -> Result<Loaded> {
     let bundle = ModelBundle::open(&args.model)
         .with_context(|| format!("loading {}", args.model.display()))?;
     let ctx = bundle.config.max_position_embeddings;
-    let config = EngineConfig {
-        threads: args.threads,
-        device: engine_device(args.device),
-        gpu_memory_utilization: args.gpu_memory_utilization,
+    let config = args.placement.apply(EngineConfig {
         seed: args.seed,
         max_model_len: max_model_len.min(ctx),
         max_num_batched_tokens: 2048.max(max_model_len.min(ctx)),
         ..EngineConfig::default()
-    };
+    });
     let (engine, info) = start_engine(&bundle, config)?;
     eprintln!(
         "loaded {} ({} layers, {}) on {} in {:.2}s; KV cache {} blocks of {} tokens",
@@ -107,15 +97,6 @@ fn load(args: &GenerateArgs, max_model_len: usize) -> Result<Loaded> {
         info.block_size
     );
     Ok(Loaded { bundle, engine })
-}
-
-/// `--device` as the engine names it.
-pub(crate) fn engine_device(d: ferrum_config::Device) -> ferrum_engine::Device {
-    match d {
-        ferrum_config::Device::Auto => ferrum_engine::Device::Auto,
-        ferrum_config::Device::Cpu => ferrum_engine::Device::Cpu,
-        ferrum_config::Device::Cuda => ferrum_engine::Device::Cuda,
-    }
 }
 
 fn sampling(args: &GenerateArgs, bundle: &ModelBundle) -> SamplingParams {

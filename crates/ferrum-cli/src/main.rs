@@ -3,6 +3,7 @@
 mod bench;
 mod generate;
 mod list;
+mod placement;
 mod pull;
 mod resolve;
 mod rm;

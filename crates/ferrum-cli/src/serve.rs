@@ -354,7 +354,7 @@ fn engine_config(
         },
         threads: args.parallel.threads,
         seed: Some(args.model.seed),
-        device: crate::generate::engine_device(spec.device),
+        device: crate::placement::engine_device(spec.device),
         gpu_memory_utilization: share.gpu_memory_utilization,
     }
 }

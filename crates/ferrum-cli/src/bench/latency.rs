@@ -36,15 +36,8 @@ pub struct LatencyArgs {
     num_iters: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// CPU threads; 0 uses every core.
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
-    /// Where to run: auto (CUDA when a GPU is usable), cpu or cuda.
-    #[arg(long, value_enum, default_value_t = ferrum_config::Device::Auto)]
-    device: ferrum_config::Device,
-    /// Fraction of the GPU's memory to use (weights, activations and KV cache).
-    #[arg(long, default_value_t = 0.9)]
-    gpu_memory_utilization: f32,
+    #[command(flatten)]
+    placement: crate::placement::PlacementArgs,
     #[arg(long)]
     kv_cache_memory_bytes: Option<u64>,
     /// Write vLLM's latency JSON here.
@@ -115,18 +108,15 @@ pub fn run(a: LatencyArgs) -> Result<std::process::ExitCode> {
         .into_iter()
         .map(|r| r.prompt_ids)
         .collect();
-    let config = EngineConfig {
+    let config = a.placement.apply(EngineConfig {
         max_num_seqs: a.batch_size.max(1),
         max_model_len: a.input_len + a.output_len,
         // Every iteration sees the same prompts: without this the later ones would skip prefill.
         enable_prefix_caching: false,
         kv_cache_memory_bytes: a.kv_cache_memory_bytes,
-        threads: a.threads,
-        device: crate::generate::engine_device(a.device),
-        gpu_memory_utilization: a.gpu_memory_utilization,
         seed: Some(a.seed),
         ..EngineConfig::default()
-    };
+    });
     let (engine, info) = start_engine(&bundle, config)?;
     println!(
         "Device {}: batch {}, input {}, output {} tokens",

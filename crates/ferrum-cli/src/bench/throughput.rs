@@ -36,14 +36,8 @@ pub struct ThroughputArgs {
     max_concurrency: Option<usize>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
-    /// Where to run: auto (CUDA when a GPU is usable), cpu or cuda.
-    #[arg(long, value_enum, default_value_t = ferrum_config::Device::Auto)]
-    device: ferrum_config::Device,
-    /// Fraction of the GPU's memory to use (weights, activations and KV cache).
-    #[arg(long, default_value_t = 0.9)]
-    gpu_memory_utilization: f32,
+    #[command(flatten)]
+    placement: crate::placement::PlacementArgs,
     #[arg(long, default_value_t = 256)]
     max_num_seqs: usize,
     #[arg(long, default_value_t = 2048)]
@@ -77,19 +71,16 @@ pub fn run(a: ThroughputArgs) -> Result<std::process::ExitCode> {
     let requests = sample_random(&spec, &allowed, 0, a.num_prompts)?;
     let longest = |f: fn(&SampleRequest) -> usize| requests.iter().map(f).max().unwrap_or(0);
     let max_len = longest(|r| r.prompt_len) + longest(|r| r.expected_output_len);
-    let config = EngineConfig {
+    let config = a.placement.apply(EngineConfig {
         max_num_seqs: a.max_num_seqs,
         max_num_batched_tokens: a.max_num_batched_tokens,
         max_model_len: max_len,
         enable_prefix_caching: !a.no_enable_prefix_caching,
         scheduling_policy: SchedulingPolicy::Fcfs,
         kv_cache_memory_bytes: a.kv_cache_memory_bytes,
-        threads: a.threads,
-        device: crate::generate::engine_device(a.device),
-        gpu_memory_utilization: a.gpu_memory_utilization,
         seed: Some(a.seed),
         ..EngineConfig::default()
-    };
+    });
     let (engine, info) = start_engine(&bundle, config)?;
     let concurrency = a
         .max_concurrency

@@ -1,0 +1,39 @@
+//! Where `generate` and the in-process benchmarks run the engine: one set of flags, so that
+//! the commands name and default them alike.
+
+use clap::Args;
+use ferrum_engine::EngineConfig;
+
+#[derive(Args, Debug, Clone)]
+pub struct PlacementArgs {
+    /// CPU threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Where to run: auto (CUDA when a GPU is usable), cpu or cuda.
+    #[arg(long, value_enum, default_value_t = ferrum_config::Device::Auto)]
+    pub device: ferrum_config::Device,
+    /// Fraction of the GPU's memory to use (weights, activations and KV cache).
+    #[arg(long, default_value_t = 0.9)]
+    pub gpu_memory_utilization: f32,
+}
+
+impl PlacementArgs {
+    /// `config` with these settings.
+    pub fn apply(&self, config: EngineConfig) -> EngineConfig {
+        EngineConfig {
+            threads: self.threads,
+            device: engine_device(self.device),
+            gpu_memory_utilization: self.gpu_memory_utilization,
+            ..config
+        }
+    }
+}
+
+/// `--device` as the engine names it.
+pub(crate) fn engine_device(d: ferrum_config::Device) -> ferrum_engine::Device {
+    match d {
+        ferrum_config::Device::Auto => ferrum_engine::Device::Auto,
+        ferrum_config::Device::Cpu => ferrum_engine::Device::Cpu,
+        ferrum_config::Device::Cuda => ferrum_engine::Device::Cuda,
+    }
+}
