@@ -4,16 +4,14 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::{assert_error_shape, FakeEngine};
 use ferrum_server::{AppState, ModelContext, ModelRoute, ServerOptions};
 use ferrum_testkit::TestModelSpec;
-use ferrum_types::SamplingParams;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -24,31 +22,10 @@ struct Model {
 }
 
 fn model(spec: &TestModelSpec, max_model_len: usize, reply: &str) -> Model {
-    let dir = tempfile::tempdir().expect("tmp");
-    ferrum_testkit::write_test_model(dir.path(), spec).expect("model");
-    let bundle = ferrum_model::ModelBundle::open(dir.path()).expect("bundle");
-    let template = bundle.compile_chat_template().expect("template");
-    let tokenizer = Arc::new(bundle.tokenizer);
-    let engine = Arc::new(FakeEngine {
-        script: Mutex::new(tokenizer.encode(reply, false).expect("encode")),
-        delay: Mutex::new(Duration::from_millis(1)),
-        running: Arc::new(AtomicUsize::new(0)),
-        added: AtomicUsize::new(0),
-        dead: Arc::new(OnceLock::new()),
-        eos: bundle.config.eos_token_ids.first().copied().unwrap_or(0),
-        last_request: Mutex::new(None),
-    });
+    let (engine, context, dir) = common::fake_model(spec, max_model_len, reply);
     Model {
-        context: Some(ModelContext {
-            engine: engine.clone(),
-            tokenizer,
-            template: Some(Arc::new(template)),
-            max_model_len,
-            vocab_size: bundle.config.vocab_size,
-            default_sampling: SamplingParams::default(),
-            default_max_tokens: None,
-        }),
         engine,
+        context: Some(context),
         _dir: dir,
     }
 }
