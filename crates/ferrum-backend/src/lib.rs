@@ -12,10 +12,12 @@ mod batch;
 pub mod cpu;
 pub mod cuda;
 mod error;
+mod sampling;
 mod tensor;
 
 pub use batch::{AttentionBatch, AttentionParams, KvCacheSpec, RopeStyle};
 pub use error::BackendError;
+pub use sampling::{LogitAdjust, RowSampling};
 pub use tensor::HostTensor;
 
 pub type Result<T> = std::result::Result<T, BackendError>;
@@ -141,4 +143,39 @@ pub trait Backend: Send + Sync {
     ) -> Result<()>;
     /// Reads the first `rows` rows back as f32.
     fn to_host(&self, x: &Self::Activations, rows: usize) -> Result<Vec<f32>>;
+
+    /// Reads rows `rows` (in that order) back as f32, concatenated.
+    fn rows_to_host(&self, x: &Self::Activations, rows: &[usize]) -> Result<Vec<f32>> {
+        let Some(&last) = rows.iter().max() else {
+            return Ok(Vec::new());
+        };
+        let all = self.to_host(x, last + 1)?;
+        let cols = all.len() / (last + 1);
+        Ok(rows
+            .iter()
+            .flat_map(|&r| all[r * cols..(r + 1) * cols].iter().copied())
+            .collect())
+    }
+
+    /// Whether [`Backend::sample`] selects tokens on the device. When false the caller reads
+    /// the logits back and samples on the host.
+    fn samples_on_device(&self) -> bool {
+        false
+    }
+
+    /// Applies `adjust` to the first `rows.len()` rows of `logits` in place and selects one
+    /// token per row; rows marked [`RowSampling::Host`] get an unspecified value (the caller
+    /// reads those rows back and samples them itself).
+    fn sample(
+        &self,
+        logits: &mut Self::Activations,
+        rows: &[RowSampling],
+        adjust: &[LogitAdjust],
+    ) -> Result<Vec<u32>> {
+        let _ = (logits, rows, adjust);
+        Err(BackendError::Device(format!(
+            "{} does not sample on the device",
+            self.name()
+        )))
+    }
 }

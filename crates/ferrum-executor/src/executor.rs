@@ -2,13 +2,13 @@
 //! scheduled request's tokens, and sample for the requests whose scheduled tokens reach the end
 //! of what they know (a prompt chunk that completes the prompt, or a decode step).
 
-use ferrum_backend::Backend;
+use ferrum_backend::{Backend, RowSampling};
 use ferrum_scheduler::{Logprob, ModelRunnerOutput, RequestId, SchedulerOutput, TokenLogprobs};
 
 use crate::error::{ExecutorError, Result};
 use crate::input_batch::InputBatch;
 use crate::runner::{ModelRunner, SeqInput};
-use crate::sampler::{sample, SequenceView};
+use crate::sampler::{logit_adjustments, row_sampling, sample, SampledToken, SequenceView};
 use crate::Rng;
 
 pub struct Executor<B: Backend> {
@@ -92,9 +92,44 @@ impl<B: Backend> Executor<B> {
                 }
             })
             .collect();
-        let mut logits = self.runner.execute(&inputs)?;
+        let num_logits = self.runner.forward(&inputs)?;
         drop(inputs);
         let vocab = self.vocab_size;
+        // Where the device samples, only token ids come back, plus the rows the host still
+        // samples itself (those that want log-probabilities); otherwise every row comes back.
+        // `host_slot[r]`: where logits row r sits in `logits` when the host samples it.
+        let mut device_tokens = Vec::new();
+        let (mut logits, host_slot) = if self.runner.backend().samples_on_device() {
+            let mut adjust = Vec::new();
+            let mut modes = Vec::new();
+            let mut host_rows = Vec::new();
+            let mut host_slot = Vec::new();
+            for p in plan.iter().filter(|p| p.samples) {
+                let st = self.batch.requests.get_mut(&p.id).ok_or_else(|| {
+                    ExecutorError::InvalidStep(format!("request {} vanished", p.id))
+                })?;
+                let mode = row_sampling(&st.sampling, &mut st.rng);
+                let row = modes.len();
+                if mode == RowSampling::Host {
+                    host_slot.push(Some(host_rows.len()));
+                    host_rows.push(row);
+                } else {
+                    host_slot.push(None);
+                    let view = SequenceView {
+                        prompt: &st.token_ids[..st.prompt_len],
+                        output: &st.token_ids[st.prompt_len..],
+                        eos_token_ids: &self.eos_token_ids,
+                    };
+                    logit_adjustments(row as u32, &st.sampling, &view, &mut adjust);
+                }
+                modes.push(mode);
+            }
+            device_tokens = self.runner.sample_on_device(&modes, &adjust)?;
+            (self.runner.logit_rows(&host_rows)?, host_slot)
+        } else {
+            let all = self.runner.logits_to_host(num_logits)?;
+            (all, (0..num_logits).map(Some).collect())
+        };
         let mut row = 0;
         let mut any_logprobs = false;
         let mut all_logprobs = Vec::with_capacity(plan.len());
@@ -110,14 +145,33 @@ impl<B: Backend> Executor<B> {
                 all_logprobs.push(Vec::new());
                 continue;
             }
-            let l = &mut logits[row * vocab..(row + 1) * vocab];
+            let r = row;
             row += 1;
-            let view = SequenceView {
-                prompt: &st.token_ids[..st.prompt_len],
-                output: &st.token_ids[st.prompt_len..],
-                eos_token_ids: &self.eos_token_ids,
+            let s = match host_slot.get(r).copied().flatten() {
+                Some(k) => {
+                    let l = logits
+                        .get_mut(k * vocab..(k + 1) * vocab)
+                        .ok_or_else(|| ExecutorError::InvalidStep(format!("no logits row {r}")))?;
+                    let view = SequenceView {
+                        prompt: &st.token_ids[..st.prompt_len],
+                        output: &st.token_ids[st.prompt_len..],
+                        eos_token_ids: &self.eos_token_ids,
+                    };
+                    sample(l, &st.sampling, &view, &mut st.rng)
+                }
+                None => SampledToken {
+                    token: device_tokens
+                        .get(r)
+                        .copied()
+                        .filter(|&t| (t as usize) < vocab)
+                        .ok_or_else(|| {
+                            ExecutorError::InvalidStep(format!(
+                                "the device sampled no valid token for row {r}"
+                            ))
+                        })?,
+                    logprobs: None,
+                },
             };
-            let s = sample(l, &st.sampling, &view, &mut st.rng);
             st.token_ids.push(s.token);
             out.sampled_token_ids.push(vec![s.token]);
             all_logprobs.push(match s.logprobs {

@@ -14,4 +14,4 @@ pub use error::ExecutorError;
 pub use executor::Executor;
 pub use rng::Rng;
 pub use runner::{ModelRunner, SeqInput};
-pub use sampler::{sample, Logprobs, SampledToken, SequenceView};
+pub use sampler::{logit_adjustments, row_sampling, sample, Logprobs, SampledToken, SequenceView};

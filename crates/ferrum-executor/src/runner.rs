@@ -5,7 +5,7 @@
 //! Invariant: host-side step buffers are reused across steps (cleared, not reallocated), and
 //! logits are computed only for sequences that asked for them (their last scheduled token).
 
-use ferrum_backend::{AttentionBatch, Backend, KvCacheSpec};
+use ferrum_backend::{AttentionBatch, Backend, KvCacheSpec, LogitAdjust, RowSampling};
 use ferrum_model::{DecoderModel, Workspace};
 
 use crate::error::{ExecutorError, Result};
@@ -128,6 +128,33 @@ impl<B: Backend> ModelRunner<B> {
     /// Runs one forward pass; returns `[num_logits × vocab]` logits in the order of the
     /// sequences that asked for them.
     pub fn execute(&mut self, seqs: &[SeqInput<'_>]) -> Result<Vec<f32>> {
+        let num_logits = self.forward(seqs)?;
+        Ok(self.backend.to_host(&self.ws.logits, num_logits)?)
+    }
+
+    /// Selects one token per logits row of the last forward pass on the device (see
+    /// [`Backend::sample`]).
+    pub fn sample_on_device(
+        &mut self,
+        rows: &[RowSampling],
+        adjust: &[LogitAdjust],
+    ) -> Result<Vec<u32>> {
+        Ok(self.backend.sample(&mut self.ws.logits, rows, adjust)?)
+    }
+
+    /// Logits rows `rows` of the last forward pass as f32, concatenated.
+    pub fn logit_rows(&self, rows: &[usize]) -> Result<Vec<f32>> {
+        Ok(self.backend.rows_to_host(&self.ws.logits, rows)?)
+    }
+
+    /// All `num_logits` rows of the last forward pass as f32.
+    pub fn logits_to_host(&self, num_logits: usize) -> Result<Vec<f32>> {
+        Ok(self.backend.to_host(&self.ws.logits, num_logits)?)
+    }
+
+    /// Runs one forward pass and leaves the logits on the device; returns their row count,
+    /// one per sequence that asked for logits, in order.
+    pub fn forward(&mut self, seqs: &[SeqInput<'_>]) -> Result<usize> {
         if seqs.len() > self.max_num_seqs {
             return Err(ExecutorError::InvalidStep(format!(
                 "{} sequences exceed max_num_seqs {}",
@@ -161,6 +188,6 @@ impl<B: Backend> ModelRunner<B> {
             &mut self.kv,
             &mut self.ws,
         )?;
-        Ok(self.backend.to_host(&self.ws.logits, num_logits)?)
+        Ok(num_logits)
     }
 }

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use ferrum_backend::{LogitAdjust, RowSampling};
 use ferrum_types::{SamplingParams, TokenId};
 
 use crate::Rng;
@@ -95,9 +96,43 @@ fn top_n(logprobs: &[f32], n: usize) -> Vec<(TokenId, f32)> {
         .collect()
 }
 
+/// Draws from the tempered distribution without truncation: inverse CDF in vocabulary order,
+/// so no sort is needed.
+fn draw_untruncated(logits: &[f32], t: f32, rng: &mut Rng) -> usize {
+    let best = argmax(logits);
+    let max = logits[best];
+    if !max.is_finite() {
+        return best;
+    }
+    let weight = |l: f32| {
+        if l.is_finite() {
+            f64::from((l - max) / t).exp()
+        } else {
+            0.0
+        }
+    };
+    let total: f64 = logits.iter().map(|&l| weight(l)).sum();
+    let mut u = rng.next_f64() * total;
+    let mut last = best;
+    for (i, &l) in logits.iter().enumerate() {
+        let w = weight(l);
+        if w > 0.0 {
+            if u < w {
+                return i;
+            }
+            u -= w;
+            last = i;
+        }
+    }
+    last
+}
+
 /// Draws from the truncated, tempered distribution.
 fn draw(logits: &[f32], p: &SamplingParams, rng: &mut Rng) -> usize {
     let t = p.temperature.max(1e-5);
+    if p.top_k <= 0 && p.top_p >= 1.0 && p.min_p <= 0.0 {
+        return draw_untruncated(logits, t, rng);
+    }
     // Candidates sorted by logit, descending; ties keep the lower id first.
     let mut cand: Vec<usize> = (0..logits.len())
         .filter(|&i| logits[i].is_finite())
@@ -105,10 +140,14 @@ fn draw(logits: &[f32], p: &SamplingParams, rng: &mut Rng) -> usize {
     if cand.is_empty() {
         return argmax(logits);
     }
-    cand.sort_unstable_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
-    if p.top_k > 0 {
-        cand.truncate(p.top_k as usize);
+    let order = |&a: &usize, &b: &usize| logits[b].total_cmp(&logits[a]).then(a.cmp(&b));
+    // Top-k needs only its k best sorted: select them first.
+    if p.top_k > 0 && (p.top_k as usize) < cand.len() {
+        let k = p.top_k as usize;
+        cand.select_nth_unstable_by(k - 1, order);
+        cand.truncate(k);
     }
+    cand.sort_unstable_by(order);
     let max = logits[cand[0]];
     let mut probs: Vec<f64> = cand
         .iter()
@@ -144,6 +183,70 @@ fn draw(logits: &[f32], p: &SamplingParams, rng: &mut Rng) -> usize {
         u -= q;
     }
     cand[cand.len() - 1]
+}
+
+/// Logit bias, the `min_tokens` EOS mask and the penalties of one request as per-token
+/// adjustments for row `row` (the device-side form of what [`sample`] applies on the host).
+pub fn logit_adjustments(
+    row: u32,
+    params: &SamplingParams,
+    seq: &SequenceView<'_>,
+    out: &mut Vec<LogitAdjust>,
+) {
+    let mut map: HashMap<TokenId, LogitAdjust> = HashMap::new();
+    for (&t, &b) in &params.logit_bias {
+        map.entry(t).or_insert_with(|| neutral(row, t)).pre_add += b;
+    }
+    if seq.output.len() < params.min_tokens {
+        for &t in seq.eos_token_ids.iter().chain(&params.stop_token_ids) {
+            map.entry(t).or_insert_with(|| neutral(row, t)).pre_add = f32::NEG_INFINITY;
+        }
+    }
+    if params.repetition_penalty != 1.0 {
+        for &t in seq.prompt.iter().chain(seq.output) {
+            map.entry(t).or_insert_with(|| neutral(row, t)).rep = params.repetition_penalty;
+        }
+    }
+    if params.frequency_penalty != 0.0 || params.presence_penalty != 0.0 {
+        let mut counts: HashMap<TokenId, u32> = HashMap::new();
+        for &t in seq.output {
+            *counts.entry(t).or_insert(0) += 1;
+        }
+        for (t, c) in counts {
+            map.entry(t).or_insert_with(|| neutral(row, t)).post_add -=
+                params.frequency_penalty * c as f32 + params.presence_penalty;
+        }
+    }
+    out.extend(map.into_values());
+}
+
+fn neutral(row: u32, token: TokenId) -> LogitAdjust {
+    LogitAdjust {
+        row,
+        token,
+        pre_add: 0.0,
+        rep: 1.0,
+        post_add: 0.0,
+    }
+}
+
+/// How a device that samples would treat this request's row; `uniform` is drawn from the
+/// request's generator only for random rows (as [`sample`] draws once per step).
+pub fn row_sampling(params: &SamplingParams, rng: &mut Rng) -> RowSampling {
+    if params.logprobs.is_some() {
+        RowSampling::Host
+    } else if params.is_greedy() {
+        RowSampling::Greedy
+    } else {
+        RowSampling::Random {
+            temperature: params.temperature,
+            top_k: params.top_k.max(0) as u32,
+            top_p: params.top_p,
+            min_p: params.min_p,
+            // Rounding to f32 must not reach 1.0.
+            uniform: (rng.next_f64() as f32).min(0.999_999_94),
+        }
+    }
 }
 
 /// Samples one token from `logits` (modified in place by bias and penalties).
@@ -262,6 +365,77 @@ mod tests {
         // token 1 appeared twice: 4/2 - 2 = 0 < 3
         let s = sample(&mut l, &p, &view(&[1, 1]), &mut Rng::new(0));
         assert_eq!(s.token, 2);
+    }
+
+    #[test]
+    fn adjustments_reproduce_bias_mask_and_penalties() {
+        let p = SamplingParams {
+            repetition_penalty: 1.5,
+            frequency_penalty: 0.5,
+            presence_penalty: 0.25,
+            logit_bias: [(1, 2.0), (0, 1.0)].into_iter().collect(),
+            min_tokens: 5,
+            ..SamplingParams::greedy(4)
+        };
+        let seq = SequenceView {
+            prompt: &[3, 4],
+            output: &[4, 4, 5],
+            eos_token_ids: &[0],
+        };
+        let base = vec![1.0f32, -2.0, 3.0, 2.0, -1.0, 0.5, 4.0];
+        let mut host = base.clone();
+        sample(&mut host, &p, &seq, &mut Rng::new(0));
+        let mut adj = Vec::new();
+        logit_adjustments(0, &p, &seq, &mut adj);
+        let mut dev = base.clone();
+        for a in &adj {
+            assert_eq!(a.row, 0);
+            dev[a.token as usize] = a.apply(dev[a.token as usize]);
+        }
+        assert_eq!(host, dev);
+        assert_eq!(dev[0], f32::NEG_INFINITY);
+    }
+
+    #[test]
+    fn row_sampling_draws_only_for_random_rows() {
+        let mut rng = Rng::new(3);
+        let greedy = SamplingParams::greedy(4);
+        assert_eq!(row_sampling(&greedy, &mut rng), RowSampling::Greedy);
+        let lp = SamplingParams {
+            logprobs: Some(2),
+            ..Default::default()
+        };
+        assert_eq!(row_sampling(&lp, &mut rng), RowSampling::Host);
+        // Neither consumed the generator.
+        let mut fresh = Rng::new(3);
+        let RowSampling::Random { uniform, .. } =
+            row_sampling(&SamplingParams::default(), &mut rng)
+        else {
+            panic!("random row expected")
+        };
+        assert_eq!(uniform, fresh.next_f64() as f32);
+    }
+
+    #[test]
+    fn top_k_sampling_stays_in_the_top_k() {
+        let logits: Vec<f32> = (0..1000)
+            .map(|i| ((i * 37) % 1000) as f32 / 100.0)
+            .collect();
+        let p = SamplingParams {
+            temperature: 5.0,
+            top_k: 3,
+            ..Default::default()
+        };
+        let mut top: Vec<usize> = (0..1000).collect();
+        top.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+        let mut rng = Rng::new(11);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..300 {
+            let t = sample(&mut logits.clone(), &p, &view(&[]), &mut rng).token as usize;
+            assert!(top[..3].contains(&t), "{t}");
+            seen.insert(t);
+        }
+        assert_eq!(seen.len(), 3);
     }
 
     #[test]

@@ -19,13 +19,14 @@ use sha2::{Digest, Sha256};
 use super::CudaError;
 
 /// The kernel sources, concatenated in this order into one compilation unit.
-const SOURCES: [(&str, &str); 6] = [
+const SOURCES: [(&str, &str); 7] = [
     ("common.cuh", include_str!("kernels/common.cuh")),
     ("embedding.cu", include_str!("kernels/embedding.cu")),
     ("norm.cu", include_str!("kernels/norm.cu")),
     ("rope.cu", include_str!("kernels/rope.cu")),
     ("kv_cache.cu", include_str!("kernels/kv_cache.cu")),
     ("attention.cu", include_str!("kernels/attention.cu")),
+    ("sampling.cu", include_str!("kernels/sampling.cu")),
 ];
 
 /// Head sizes with an attention kernel instance (`paged_attention_<D>`).
@@ -149,6 +150,8 @@ pub struct Kernels {
     pub write_kv: CudaFunction,
     pub add_bias: CudaFunction,
     pub silu_mul: CudaFunction,
+    pub apply_logit_adjust: CudaFunction,
+    pub sample_rows: CudaFunction,
     /// One per entry of [`ATTENTION_HEAD_DIMS`].
     pub attention: Vec<(usize, CudaFunction)>,
 }
@@ -177,6 +180,8 @@ impl Kernels {
             write_kv: f("write_kv")?,
             add_bias: f("add_bias")?,
             silu_mul: f("silu_mul")?,
+            apply_logit_adjust: f("apply_logit_adjust")?,
+            sample_rows: f("sample_rows")?,
             attention,
             _module: module,
         })

@@ -14,6 +14,8 @@ mod blas;
 pub mod device;
 mod error;
 mod kernels;
+mod profile;
+mod sampling;
 mod tensor;
 
 use std::sync::Arc;
@@ -21,8 +23,8 @@ use std::sync::Arc;
 use cudarc::driver::{CudaContext, CudaStream, LaunchConfig, PushKernelArg};
 
 use crate::{
-    AttentionBatch, AttentionParams, Backend, BackendError, HostTensor, KvCacheSpec, Result,
-    RopeStyle,
+    AttentionBatch, AttentionParams, Backend, BackendError, HostTensor, KvCacheSpec, LogitAdjust,
+    Result, RopeStyle, RowSampling,
 };
 
 pub use device::{driver_present, probe, CudaDeviceInfo};
@@ -93,6 +95,15 @@ pub struct CudaBackend {
     blas: blas::Blas,
     k: kernels::Kernels,
     info: CudaDeviceInfo,
+    profile: Option<profile::Profile>,
+}
+
+impl Drop for CudaBackend {
+    fn drop(&mut self) {
+        if let Some(p) = &self.profile {
+            tracing::info!("{}", p.report());
+        }
+    }
 }
 
 impl CudaBackend {
@@ -112,6 +123,7 @@ impl CudaBackend {
             blas,
             k,
             info,
+            profile: profile::Profile::from_env(),
         })
     }
 
@@ -135,6 +147,32 @@ impl CudaBackend {
         &self.stream
     }
 
+    /// `[rows, cols]` activations holding `data` rounded to bf16 (tests and tools feed the
+    /// device-side ops with it).
+    pub fn activations_from_host(
+        &self,
+        rows: usize,
+        cols: usize,
+        data: &[f32],
+    ) -> Result<CudaActivations> {
+        if data.len() != rows * cols {
+            return Err(BackendError::Shape {
+                what: "activations_from_host".into(),
+                expected: format!("{rows}×{cols} values"),
+                got: data.len().to_string(),
+            });
+        }
+        let bits: Vec<u16> = data
+            .iter()
+            .map(|&v| half::bf16::from_f32(v).to_bits())
+            .collect();
+        let mut a = self.new_activations(rows, cols)?;
+        self.stream
+            .memcpy_htod(&bits, &mut a.data)
+            .map_err(CudaError::from)?;
+        Ok(a)
+    }
+
     fn alloc_u16(&self, n: usize, what: &str) -> Result<cudarc::driver::CudaSlice<u16>> {
         self.stream.alloc_zeros::<u16>(n.max(1)).map_err(|e| {
             BackendError::OutOfMemory(format!(
@@ -143,6 +181,13 @@ impl CudaBackend {
                 self.info.name
             ))
         })
+    }
+
+    /// Times the op named by `name()` when `FERRUM_CUDA_PROFILE` is set (see `profile.rs`).
+    fn timer(&self, name: impl FnOnce() -> String) -> Option<profile::OpTimer<'_>> {
+        self.profile
+            .as_ref()
+            .map(|p| profile::OpTimer::start(p, &self.stream, name()))
     }
 
     fn a(&self, s: &cudarc::driver::CudaSlice<u16>) -> u64 {
@@ -249,6 +294,7 @@ impl Backend for CudaBackend {
     }
 
     fn prepare_batch(&self, b: &AttentionBatch<'_>) -> Result<CudaBatch> {
+        let _t = self.timer(|| "prepare_batch".into());
         let n = b.num_tokens();
         let s = b.num_seqs();
         let mut host: Vec<u32> = Vec::with_capacity(4 * n + 2 * s + 1 + b.block_tables.len());
@@ -304,6 +350,7 @@ impl Backend for CudaBackend {
         batch: &CudaBatch,
         out: &mut CudaActivations,
     ) -> Result<()> {
+        let _t = self.timer(|| "embedding".into());
         let n = batch.num_tokens;
         out.check_rows(n, "embedding")?;
         if out.cols != table.cols {
@@ -340,6 +387,7 @@ impl Backend for CudaBackend {
         rows: usize,
         out: &mut CudaActivations,
     ) -> Result<()> {
+        let _t = self.timer(|| "rms_norm".into());
         self.check_vector(weight, x.cols, "rms_norm weight")?;
         x.check_rows(rows, "rms_norm input")?;
         out.check_rows(rows, "rms_norm output")?;
@@ -370,6 +418,7 @@ impl Backend for CudaBackend {
         rows: usize,
         out: &mut CudaActivations,
     ) -> Result<()> {
+        let _t = self.timer(|| "add_rms_norm".into());
         self.check_vector(weight, x.cols, "add_rms_norm weight")?;
         residual.check_rows(rows, "residual")?;
         x.check_rows(rows, "add_rms_norm input")?;
@@ -406,6 +455,7 @@ impl Backend for CudaBackend {
         head_dim: usize,
         rows: usize,
     ) -> Result<()> {
+        let _t = self.timer(|| "head_rms_norm".into());
         self.check_vector(weight, head_dim, "head_rms_norm weight")?;
         x.check_rows(rows, "head_rms_norm")?;
         if head_dim == 0 || !x.cols.is_multiple_of(head_dim) {
@@ -444,6 +494,14 @@ impl Backend for CudaBackend {
         rows: usize,
         out: &mut CudaActivations,
     ) -> Result<()> {
+        let _t = self.timer(|| {
+            format!(
+                "linear {}->{} (≤{} rows)",
+                weight.cols,
+                weight.rows,
+                rows.next_power_of_two()
+            )
+        });
         if x.cols != weight.cols || out.cols != weight.rows {
             return Err(BackendError::Shape {
                 what: "linear".into(),
@@ -492,6 +550,7 @@ impl Backend for CudaBackend {
         k: &mut CudaActivations,
         head_dim: usize,
     ) -> Result<()> {
+        let _t = self.timer(|| "rotary".into());
         let n = batch.num_tokens;
         q.check_rows(n, "rotary q")?;
         k.check_rows(n, "rotary k")?;
@@ -551,6 +610,7 @@ impl Backend for CudaBackend {
         k: &CudaActivations,
         v: &CudaActivations,
     ) -> Result<()> {
+        let _t = self.timer(|| "write_kv".into());
         let n = batch.num_tokens;
         let width = cache.width();
         if k.cols != width || v.cols != width {
@@ -600,6 +660,13 @@ impl Backend for CudaBackend {
         q: &CudaActivations,
         out: &mut CudaActivations,
     ) -> Result<()> {
+        let _t = self.timer(|| {
+            format!(
+                "attention (≤{} tokens, ≤{} seqs)",
+                batch.num_tokens.next_power_of_two(),
+                batch.num_seqs.next_power_of_two()
+            )
+        });
         let n = batch.num_tokens;
         let spec = cache.spec;
         let hd = params.head_dim;
@@ -680,6 +747,7 @@ impl Backend for CudaBackend {
         rows: usize,
         out: &mut CudaActivations,
     ) -> Result<()> {
+        let _t = self.timer(|| "silu_mul".into());
         if gate.cols != up.cols || out.cols != gate.cols {
             return Err(BackendError::Shape {
                 what: "silu_mul".into(),
@@ -715,6 +783,7 @@ impl Backend for CudaBackend {
         batch: &CudaBatch,
         out: &mut CudaActivations,
     ) -> Result<()> {
+        let _t = self.timer(|| "gather_logit_rows".into());
         let m = batch.num_logits;
         if x.cols != out.cols {
             return Err(BackendError::Shape {
@@ -744,6 +813,7 @@ impl Backend for CudaBackend {
     }
 
     fn to_host(&self, x: &CudaActivations, rows: usize) -> Result<Vec<f32>> {
+        let _t = self.timer(|| format!("to_host (≤{} rows)", rows.next_power_of_two()));
         x.check_rows(rows, "to_host")?;
         let n = rows * x.cols;
         if n == 0 {
@@ -760,5 +830,35 @@ impl Backend for CudaBackend {
             .with_min_len(1 << 16)
             .map(|&b| half::bf16::from_bits(b).to_f32())
             .collect())
+    }
+
+    fn rows_to_host(&self, x: &CudaActivations, rows: &[usize]) -> Result<Vec<f32>> {
+        let _t = self.timer(|| "rows_to_host".into());
+        let mut out = Vec::with_capacity(rows.len() * x.cols);
+        let mut bits = vec![0u16; x.cols];
+        for &r in rows {
+            x.check_rows(r + 1, "rows_to_host")?;
+            let src = x.data.slice(r * x.cols..(r + 1) * x.cols);
+            self.stream
+                .memcpy_dtoh(&src, &mut bits)
+                .map_err(CudaError::from)?;
+            self.synchronize()?;
+            out.extend(bits.iter().map(|&b| half::bf16::from_bits(b).to_f32()));
+        }
+        Ok(out)
+    }
+
+    fn samples_on_device(&self) -> bool {
+        true
+    }
+
+    fn sample(
+        &self,
+        logits: &mut CudaActivations,
+        rows: &[RowSampling],
+        adjust: &[LogitAdjust],
+    ) -> Result<Vec<u32>> {
+        let _t = self.timer(|| format!("sample (≤{} rows)", rows.len().next_power_of_two()));
+        sampling::sample(self, logits, rows, adjust)
     }
 }

@@ -1,0 +1,273 @@
+// Token selection on the device, so that only token ids cross back to the host.
+//
+// Row parameters are SAMPLE_PARAMS u32 words per row: mode (0 = the host samples this row,
+// 1 = greedy, 2 = random), temperature, top_k, top_p, min_p, uniform (floats as raw bits).
+// The uniform comes from the request's own generator on the host, so a seeded request draws
+// the same whatever else shares the batch.
+//
+// Greedy takes the arg-max, lowest id on ties (the host sampler's rule). Random keeps the
+// tokens that survive top-k, then top-p over the top-k set, then min-p, and draws by inverse
+// CDF in vocabulary order with weights exp((logit - max) / temperature). Top-k and top-p
+// find their cut-off logit by radix selection over the order-preserving bit pattern of the
+// logits (four 8-bit rounds), so no sort is needed; tokens tied with the cut-off are kept.
+#define SAMPLE_PARAMS 6
+#define SAMPLE_THREADS 1024
+#define ADJUST_WORDS 5
+
+// Order-preserving map of a float to u32: a < b as floats iff ord(a) < ord(b) as integers.
+__device__ __forceinline__ u32 f2ord(float f) {
+    const u32 b = __float_as_uint(f);
+    return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+
+// A logit as f32; NaN counts as -inf so that it is never chosen.
+__device__ __forceinline__ float logit_at(const bf16* row, u32 i) {
+    const float x = bf2f(row[i]);
+    return x != x ? -F_INF : x;
+}
+
+// Logit adjustments applied in place before sampling, one thread per (row, token) entry
+// (the host merges entries per token, so no two threads touch the same logit):
+//   l = l + pre_add;  l = l > 0 ? l / rep : l * rep;  l = l + post_add
+// which is logit bias (or -inf for an EOS masked by min_tokens), then the repetition
+// penalty, then frequency and presence penalties, in the host sampler's order.
+extern "C" __global__ void apply_logit_adjust(bf16* __restrict__ logits, const u32* __restrict__ ops,
+                                              u32 n_ops, u32 vocab) {
+    const u32 i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n_ops) return;
+    const u32* o = ops + (u64)i * ADJUST_WORDS;
+    const u32 tok = o[1];
+    if (tok >= vocab) return;
+    bf16* p = logits + (u64)o[0] * vocab + tok;
+    float l = bf2f(*p) + __uint_as_float(o[2]);
+    const float rep = __uint_as_float(o[3]);
+    l = l > 0.0f ? l / rep : l * rep;
+    *p = f2bf(l + __uint_as_float(o[4]));
+}
+
+// Block-wide arg-max; every thread gets (value, index). Lowest index wins ties.
+__device__ __forceinline__ void block_argmax(float& v, u32& idx) {
+    __shared__ float sv[32];
+    __shared__ u32 si[32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        const float ov = __shfl_xor_sync(0xffffffffu, v, o);
+        const u32 oi = __shfl_xor_sync(0xffffffffu, idx, o);
+        if (ov > v || (ov == v && oi < idx)) {
+            v = ov;
+            idx = oi;
+        }
+    }
+    __syncthreads();
+    if (lane == 0) {
+        sv[warp] = v;
+        si[warp] = idx;
+    }
+    __syncthreads();
+    const int nw = blockDim.x >> 5;
+    v = lane < nw ? sv[lane] : -F_INF;
+    idx = lane < nw ? si[lane] : 0xffffffffu;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        const float ov = __shfl_xor_sync(0xffffffffu, v, o);
+        const u32 oi = __shfl_xor_sync(0xffffffffu, idx, o);
+        if (ov > v || (ov == v && oi < idx)) {
+            v = ov;
+            idx = oi;
+        }
+    }
+}
+
+// Inclusive prefix sum over the block in thread order; `total` gets the block's sum.
+__device__ __forceinline__ float block_inclusive_scan(float v, float& total) {
+    __shared__ float warp_tot[32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        const float n = __shfl_up_sync(0xffffffffu, v, o);
+        if (lane >= o) v += n;
+    }
+    __syncthreads();
+    if (lane == 31) warp_tot[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        const int nw = blockDim.x >> 5;
+        float w = lane < nw ? warp_tot[lane] : 0.0f;
+#pragma unroll
+        for (int o = 1; o < 32; o <<= 1) {
+            const float n = __shfl_up_sync(0xffffffffu, w, o);
+            if (lane >= o) w += n;
+        }
+        if (lane < nw) warp_tot[lane] = w;
+    }
+    __syncthreads();
+    if (warp > 0) v += warp_tot[warp - 1];
+    total = warp_tot[(blockDim.x >> 5) - 1];
+    return v;
+}
+
+// One block of SAMPLE_THREADS per row; writes out[row] unless the host samples the row.
+extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS)
+    sample_rows(const bf16* __restrict__ logits, const u32* __restrict__ params, u32 vocab,
+                u32* __restrict__ out) {
+    const u32 r = blockIdx.x, tid = threadIdx.x, nt = blockDim.x;
+    const u32* p = params + (u64)r * SAMPLE_PARAMS;
+    const u32 mode = p[0];
+    if (mode == 0) return;
+    const bf16* row = logits + (u64)r * vocab;
+
+    float best = -F_INF;
+    u32 best_i = 0xffffffffu;
+    for (u32 i = tid; i < vocab; i += nt) {
+        const float x = logit_at(row, i);
+        if (x > best || best_i == 0xffffffffu) {
+            best = x;
+            best_i = i;
+        }
+    }
+    block_argmax(best, best_i);
+    if (mode == 1 || best == -F_INF) {
+        if (tid == 0) out[r] = best_i;
+        return;
+    }
+
+    const float temperature = fmaxf(__uint_as_float(p[1]), 1e-5f);
+    const u32 top_k = p[2];
+    const float top_p = __uint_as_float(p[3]);
+    const float min_p = __uint_as_float(p[4]);
+    const float u = __uint_as_float(p[5]);
+    const float inv_t = 1.0f / temperature;
+    // Every kept token has ord >= thr; -inf never is.
+    u32 thr = f2ord(-F_INF) + 1;
+
+    __shared__ u32 hist[256];
+    __shared__ float hmass[256];
+    __shared__ u32 sel_bin, sel_flag, sel_need;
+    __shared__ float sel_rest;
+
+    if (top_k > 0 && top_k < vocab) {
+        u32 prefix = 0, mask = 0, need = top_k;
+        for (int shift = 24; shift >= 0; shift -= 8) {
+            for (u32 b = tid; b < 256; b += nt) hist[b] = 0;
+            __syncthreads();
+            for (u32 i = tid; i < vocab; i += nt) {
+                const u32 o = f2ord(logit_at(row, i));
+                if (o >= thr && (o & mask) == prefix) atomicAdd(&hist[(o >> shift) & 255u], 1u);
+            }
+            __syncthreads();
+            if (tid == 0) {
+                u32 acc = 0;
+                sel_flag = 0;
+                for (int b = 255; b >= 0; --b) {
+                    if (acc + hist[b] >= need) {
+                        sel_bin = (u32)b;
+                        sel_flag = 1;
+                        need -= acc;
+                        break;
+                    }
+                    acc += hist[b];
+                }
+                sel_need = need;
+            }
+            __syncthreads();
+            // Fewer than top_k candidates: nothing to cut.
+            if (!sel_flag) break;
+            need = sel_need;
+            prefix |= sel_bin << shift;
+            mask |= 255u << shift;
+            if (shift == 0) thr = max(thr, prefix);
+            __syncthreads();
+        }
+    }
+
+    if (top_p < 1.0f) {
+        float z = 0.0f;
+        for (u32 i = tid; i < vocab; i += nt) {
+            const float x = logit_at(row, i);
+            if (f2ord(x) >= thr) z += __expf((x - best) * inv_t);
+        }
+        float need = top_p * block_sum(z);
+        u32 prefix = 0, mask = 0;
+        bool cut = true;
+        for (int shift = 24; shift >= 0 && cut; shift -= 8) {
+            for (u32 b = tid; b < 256; b += nt) hmass[b] = 0.0f;
+            __syncthreads();
+            for (u32 i = tid; i < vocab; i += nt) {
+                const float x = logit_at(row, i);
+                const u32 o = f2ord(x);
+                if (o >= thr && (o & mask) == prefix)
+                    atomicAdd(&hmass[(o >> shift) & 255u], __expf((x - best) * inv_t));
+            }
+            __syncthreads();
+            if (tid == 0) {
+                float acc = 0.0f;
+                int last = -1;
+                sel_flag = 0;
+                for (int b = 255; b >= 0; --b) {
+                    if (hmass[b] > 0.0f) last = b;
+                    if (hmass[b] > 0.0f && acc + hmass[b] >= need) {
+                        sel_bin = (u32)b;
+                        sel_flag = 1;
+                        need -= acc;
+                        break;
+                    }
+                    acc += hmass[b];
+                }
+                // Rounding left the target past the last bin: keep everything down to it.
+                if (!sel_flag && last >= 0) {
+                    sel_bin = (u32)last;
+                    sel_flag = 1;
+                    need = hmass[last];
+                }
+                sel_rest = need;
+            }
+            __syncthreads();
+            if (!sel_flag) {
+                cut = false;
+            } else {
+                need = sel_rest;
+                prefix |= sel_bin << shift;
+                mask |= 255u << shift;
+                if (shift == 0) thr = max(thr, prefix);
+            }
+            __syncthreads();
+        }
+    }
+
+    // Inverse CDF in vocabulary order: thread t owns the contiguous range [t·chunk, (t+1)·chunk).
+    const u32 chunk = (vocab + nt - 1) / nt;
+    const u32 lo = min(vocab, tid * chunk), hi = min(vocab, lo + chunk);
+    float s = 0.0f;
+    for (u32 i = lo; i < hi; ++i) {
+        const float x = logit_at(row, i);
+        const float w = __expf((x - best) * inv_t);
+        if (f2ord(x) >= thr && w >= min_p) s += w;
+    }
+    float total;
+    const float incl = block_inclusive_scan(s, total);
+    // Each range starts exactly where the previous one ends, so the ranges tile [0, total).
+    __shared__ float ends[SAMPLE_THREADS];
+    __shared__ u32 pick;
+    ends[tid] = incl;
+    if (tid == 0) pick = 0xffffffffu;
+    __syncthreads();
+    const float excl = tid == 0 ? 0.0f : ends[tid - 1];
+    const float target = u * total;
+    if (s > 0.0f && target >= excl && (target < incl || tid == nt - 1)) {
+        float acc = excl;
+        u32 chosen = 0xffffffffu;
+        for (u32 i = lo; i < hi; ++i) {
+            const float x = logit_at(row, i);
+            const float w = __expf((x - best) * inv_t);
+            if (f2ord(x) >= thr && w >= min_p) {
+                chosen = i;
+                acc += w;
+                if (target < acc) break;
+            }
+        }
+        atomicMin(&pick, chosen);
+    }
+    __syncthreads();
+    if (tid == 0) out[r] = pick == 0xffffffffu ? best_i : pick;
+}
