@@ -28,7 +28,7 @@ def main():
         if not os.path.exists(os.path.join(d, "prompts.json")):
             continue
         if not os.path.exists(os.path.join(d, "ferrum.json")):
-            rows.append((name, "no ferrum output", "", "", "", "", "")); ok = False; continue
+            rows.append((name, "no ferrum output", "", "", "", "", "", "")); ok = False; continue
         hf, fe = json.load(open(os.path.join(d, "hf.json"))), json.load(open(os.path.join(d, "ferrum.json")))
         h = np.fromfile(os.path.join(d, "hf_logits.f32"), dtype=np.float32)
         f = np.fromfile(os.path.join(d, "ferrum_logits.f32"), dtype=np.float32)
@@ -56,11 +56,13 @@ def main():
         ok &= fe["batched_vs_single_rel_err"] < max(1e-2, 1.1 * floor)
         floor_ms = hf["weight_bytes"] / bw["copy_bytes_per_s"] * 1e3
         dm = fe["decode_ms_per_token"]
+        gm = fe.get("decode_ms_per_token_graph")
+        graph = f"{gm:.2f} ({100 * floor_ms / gm:.0f}%, err {fe['graph_vs_eager_rel_err']:.1e})" if gm else "-"
         rows.append((name, f"{err:.1e}", e32 or "-", f"{agree}/{len(ht)} {verdict}",
                      f"{fe['batched_vs_single_rel_err']:.1e}", f"{dm:.2f} / {floor_ms:.2f} ({100 * floor_ms / dm:.0f}%)",
-                     f"{fe['load_s']:.1f}"))
+                     graph, f"{fe['load_s']:.1f}"))
     print(f"\ncard: {bw['device']}, copy bandwidth {bw['copy_bytes_per_s'] / 1e12:.2f} TB/s (read+write)")
-    hdr = ("model", "logits vs hf bf16", "vs hf f32", "greedy", "batched vs single", "decode ms/tok / floor (% of floor)", "load s")
+    hdr = ("model", "logits vs hf bf16", "vs hf f32", "greedy", "batched vs single", "eager decode ms/tok / floor (% of floor)", "graph decode ms/tok (% of floor)", "load s")
     w = [max(len(str(r[i])) for r in rows + [hdr]) for i in range(len(hdr))]
     for r in [hdr] + rows:
         print(" | ".join(str(c).ljust(w[i]) for i, c in enumerate(r)))

@@ -157,6 +157,39 @@ pub trait Backend: Send + Sync {
             .collect())
     }
 
+    /// Whether steps can be recorded once and replayed ([`Backend::graph_begin`]). A replay
+    /// reruns the recorded ops with the same buffers and shapes, reading the metadata that
+    /// [`Backend::prepare_batch`] uploaded for the current step.
+    fn supports_graphs(&self) -> bool {
+        false
+    }
+
+    /// From now on, ops are recorded as graph `key` instead of run.
+    fn graph_begin(&self, key: usize) -> Result<()> {
+        let _ = key;
+        Err(BackendError::Device(format!(
+            "{} does not record graphs",
+            self.name()
+        )))
+    }
+
+    /// Ends the recording begun by [`Backend::graph_begin`]; keeps the graph when `keep` (the
+    /// caller passes false when an op failed while recording).
+    fn graph_end(&self, keep: bool) -> Result<()> {
+        let _ = keep;
+        Err(BackendError::Device(format!(
+            "{} does not record graphs",
+            self.name()
+        )))
+    }
+
+    /// Runs graph `key`; `Ok(false)` when there is none (never recorded, or dropped because a
+    /// buffer it used moved).
+    fn graph_replay(&self, key: usize) -> Result<bool> {
+        let _ = key;
+        Ok(false)
+    }
+
     /// Whether [`Backend::sample`] selects tokens on the device. When false the caller reads
     /// the logits back and samples on the host.
     fn samples_on_device(&self) -> bool {

@@ -6,7 +6,8 @@
 //!   prefill == one sequence at a time, greedy decode tokens equal up to the first near-tie.
 //! - `cuda_parity_dump`: with `FERRUM_PARITY_DIR` set, runs every model folder there that holds
 //!   `prompts.json` and writes `ferrum_logits.f32`, `ferrum.json` (greedy tokens, batched vs
-//!   single error, decode ms/token) for `scripts/gpu/compare.py` to check against transformers.
+//!   single error, decode ms/token eager and as CUDA graphs, graph vs eager error) for
+//!   `scripts/gpu/compare.py` to check against transformers.
 
 use std::path::Path;
 use std::time::Instant;
@@ -268,6 +269,37 @@ fn cuda_parity_dump() {
         let (_, _, mut ms) = greedy(&mut r, &prompts[0], &tables[0], &first, decode_steps, &sync);
         let warm = ms.len().min(4);
         let decode_ms = median(&mut ms[warm..]);
+        // The same with decode steps replayed as CUDA graphs: tokens equal to eager up to the
+        // first near-tie, logits of one decode step close to eager's, and the step time.
+        let one = [tokens[0]];
+        let step = SeqInput {
+            tokens: &one,
+            num_computed_tokens: prompts[0].len(),
+            block_table: &tables[0],
+            want_logits: true,
+        };
+        let eager_logits = r.execute(&[step]).expect("eager decode");
+        assert!(r.enable_graphs(per * BLOCK), "CUDA records graphs");
+        let graph_logits = r.execute(&[step]).expect("graph decode");
+        let graph_err = rel_err(&graph_logits, &eager_logits);
+        let (graph_tokens, _, _) =
+            greedy(&mut r, &prompts[0], &tables[0], &single[0], steps, &sync);
+        let graph_agree = tokens
+            .iter()
+            .zip(&graph_tokens)
+            .zip(&margins)
+            .take_while(|((a, b), m)| a == b || **m < 0.05)
+            .count();
+        assert!(
+            graph_agree == tokens.len() || margins[graph_agree] < 0.05,
+            "{}: graph and eager greedy tokens differ ({tokens:?} vs {graph_tokens:?})",
+            dir.display()
+        );
+        assert!(graph_err < 1e-2, "graph vs eager rel err {graph_err}");
+        let first = prefill(&mut r, &prompts[..1], &tables[..1]).remove(0);
+        let (_, _, mut gms) = greedy(&mut r, &prompts[0], &tables[0], &first, decode_steps, &sync);
+        let decode_graph_ms = median(&mut gms[warm..]);
+        r.disable_graphs();
         let out = serde_json::json!({
             "device": r.backend().name(),
             "load_s": load_s,
@@ -275,6 +307,8 @@ fn cuda_parity_dump() {
             "greedy_margins": margins,
             "batched_vs_single_rel_err": batch_err,
             "decode_ms_per_token": decode_ms,
+            "decode_ms_per_token_graph": decode_graph_ms,
+            "graph_vs_eager_rel_err": graph_err,
             "decode_context": prompts[0].len(),
         });
         std::fs::write(dir.join("ferrum.json"), out.to_string()).unwrap();

@@ -15,6 +15,9 @@ pub struct PlacementArgs {
     /// Fraction of the GPU's memory to use (weights, activations and KV cache).
     #[arg(long, default_value_t = 0.9)]
     pub gpu_memory_utilization: f32,
+    /// Run every GPU step op by op: no CUDA graphs for decode steps.
+    #[arg(long)]
+    pub enforce_eager: bool,
 }
 
 impl PlacementArgs {
@@ -24,6 +27,7 @@ impl PlacementArgs {
             threads: self.threads,
             device: engine_device(self.device),
             gpu_memory_utilization: self.gpu_memory_utilization,
+            enforce_eager: self.enforce_eager,
             ..config
         }
     }

@@ -356,6 +356,7 @@ fn engine_config(
         seed: Some(args.model.seed),
         device: crate::placement::engine_device(spec.device),
         gpu_memory_utilization: share.gpu_memory_utilization,
+        enforce_eager: args.parallel.enforce_eager,
     }
 }
 

@@ -216,6 +216,9 @@ pub struct ParallelArgs {
     /// CPU threads for the model (0: all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Run every GPU step op by op: no CUDA graphs for decode steps.
+    #[arg(long)]
+    pub enforce_eager: bool,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -316,9 +319,6 @@ pub struct CompatArgs {
     /// No effect: no model code is ever executed.
     #[arg(long)]
     pub trust_remote_code: bool,
-    /// No effect: there is no graph capture to disable.
-    #[arg(long)]
-    pub enforce_eager: bool,
     /// No effect: engine stats are always on /metrics.
     #[arg(long)]
     pub disable_log_stats: bool,
@@ -341,7 +341,6 @@ impl CompatArgs {
     pub fn ignored(&self) -> Vec<&'static str> {
         [
             (self.trust_remote_code, "--trust-remote-code"),
-            (self.enforce_eager, "--enforce-eager"),
             (self.disable_log_stats, "--disable-log-stats"),
             (
                 self.disable_uvicorn_access_log,

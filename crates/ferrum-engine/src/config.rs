@@ -39,6 +39,8 @@ pub struct EngineConfig {
     pub gpu_memory_utilization: f32,
     /// `--seed`: makes requests without their own seed reproducible.
     pub seed: Option<u64>,
+    /// `--enforce-eager`: no device graphs for decode steps.
+    pub enforce_eager: bool,
 }
 
 impl Default for EngineConfig {
@@ -56,6 +58,7 @@ impl Default for EngineConfig {
             device: Device::Auto,
             gpu_memory_utilization: 0.9,
             seed: None,
+            enforce_eager: false,
         }
     }
 }

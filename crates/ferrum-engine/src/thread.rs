@@ -176,6 +176,10 @@ fn launch<B: Backend + 'static>(
         config.max_num_seqs,
     )
     .map_err(|e| startup(&e))?;
+    let mut runner = runner;
+    if !config.enforce_eager {
+        runner.enable_graphs(max_model_len);
+    }
     let eos = bundle.eos_token_ids();
     let executor = Executor::new(runner, eos.clone(), config.seed);
     let core = EngineCore::new(scheduler, executor);

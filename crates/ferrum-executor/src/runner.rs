@@ -34,6 +34,28 @@ struct StepBuffers {
     logits_indices: Vec<u32>,
 }
 
+/// Decode steps replayed as device graphs: the batch is padded to the next bucket, and every
+/// block table row is `width` wide, so that one recording per bucket serves every step.
+struct Graphs {
+    buckets: Vec<usize>,
+    width: usize,
+}
+
+impl Graphs {
+    /// vLLM's capture sizes: 1, 2, 4, then every multiple of 8 up to the largest batch.
+    fn new(max_num_seqs: usize, width: usize) -> Self {
+        let max = max_num_seqs.clamp(1, 512);
+        let mut buckets: Vec<usize> = [1, 2, 4].into_iter().filter(|&b| b < max).collect();
+        buckets.extend((8..max).step_by(8));
+        buckets.push(max);
+        Self { buckets, width }
+    }
+
+    fn bucket(&self, n: usize) -> Option<usize> {
+        self.buckets.iter().copied().find(|&b| b >= n)
+    }
+}
+
 pub struct ModelRunner<B: Backend> {
     backend: B,
     model: DecoderModel<B>,
@@ -42,6 +64,7 @@ pub struct ModelRunner<B: Backend> {
     ws: Workspace<B>,
     max_num_seqs: usize,
     buf: StepBuffers,
+    graphs: Option<Graphs>,
 }
 
 impl<B: Backend> ModelRunner<B> {
@@ -63,7 +86,26 @@ impl<B: Backend> ModelRunner<B> {
             ws,
             max_num_seqs,
             buf: StepBuffers::default(),
+            graphs: None,
         })
+    }
+
+    /// Replays decode steps as device graphs where the backend records them (one recording
+    /// per batch-size bucket, made on first use). `max_model_len` bounds every sequence, and
+    /// so the block table width the recordings assume. Returns whether graphs are on.
+    pub fn enable_graphs(&mut self, max_model_len: usize) -> bool {
+        if !self.backend.supports_graphs() {
+            return false;
+        }
+        let width = max_model_len.div_ceil(self.kv_spec.block_size).max(1);
+        let g = Graphs::new(self.max_num_seqs.min(self.ws.max_tokens()), width);
+        tracing::info!(
+            buckets = g.buckets.len(),
+            largest = g.buckets.last().copied().unwrap_or(0),
+            "decode steps run as device graphs (recorded per batch size on first use)"
+        );
+        self.graphs = Some(g);
+        true
     }
 
     pub fn model(&self) -> &DecoderModel<B> {
@@ -152,9 +194,126 @@ impl<B: Backend> ModelRunner<B> {
         Ok(self.backend.to_host(&self.ws.logits, num_logits)?)
     }
 
+    /// Runs every step op by op again (recordings stay with the backend).
+    pub fn disable_graphs(&mut self) {
+        self.graphs = None;
+    }
+
+    /// Builds a decode step padded to `bucket` sequences with block tables `width` wide.
+    /// Padding rows read and write only the reserved null block 0 (position 0, one token of
+    /// context) and their logits are never sampled. None when a sequence needs a wider table.
+    fn build_padded(&mut self, seqs: &[SeqInput<'_>], bucket: usize, width: usize) -> Option<()> {
+        let bs = self.kv_spec.block_size;
+        let b = &mut self.buf;
+        for v in [
+            &mut b.input_ids,
+            &mut b.positions,
+            &mut b.slot_mapping,
+            &mut b.query_start_loc,
+            &mut b.seq_lens,
+            &mut b.block_tables,
+            &mut b.logits_indices,
+        ] {
+            v.clear();
+        }
+        b.query_start_loc.push(0);
+        for i in 0..bucket {
+            let (token, pos, table): (u32, usize, &[u32]) = match seqs.get(i) {
+                Some(s) => {
+                    let pos = s.num_computed_tokens;
+                    let need = (pos + 1).div_ceil(bs);
+                    if need > width {
+                        return None;
+                    }
+                    (s.tokens[0], pos, s.block_table.get(..need)?)
+                }
+                None => (0, 0, &[0][..]),
+            };
+            b.input_ids.push(token);
+            b.positions.push(pos as u32);
+            b.slot_mapping
+                .push(*table.get(pos / bs)? * bs as u32 + (pos % bs) as u32);
+            b.logits_indices.push(i as u32);
+            b.query_start_loc.push(i as u32 + 1);
+            b.seq_lens.push(pos as u32 + 1);
+            b.block_tables.extend_from_slice(table);
+            b.block_tables.resize((i + 1) * width, 0);
+        }
+        Some(())
+    }
+
+    /// A decode step (one token per sequence, every sequence sampled) through the graph of
+    /// its bucket, recorded first if needed. None when the step does not fit a graph.
+    fn forward_graph(&mut self, seqs: &[SeqInput<'_>]) -> Result<Option<usize>> {
+        let Some(g) = &self.graphs else {
+            return Ok(None);
+        };
+        if !seqs.iter().all(|s| s.tokens.len() == 1 && s.want_logits) {
+            return Ok(None);
+        }
+        let (Some(bucket), width) = (g.bucket(seqs.len()), g.width) else {
+            return Ok(None);
+        };
+        if self.build_padded(seqs, bucket, width).is_none() {
+            return Ok(None);
+        }
+        let b = &self.buf;
+        let batch = AttentionBatch {
+            input_ids: &b.input_ids,
+            positions: &b.positions,
+            slot_mapping: &b.slot_mapping,
+            query_start_loc: &b.query_start_loc,
+            seq_lens: &b.seq_lens,
+            block_tables: &b.block_tables,
+            max_blocks_per_seq: width,
+            logits_indices: &b.logits_indices,
+        };
+        batch
+            .validate(self.kv_spec.block_size)
+            .map_err(ExecutorError::InvalidStep)?;
+        // A replay runs no op's host-side checks: make them here.
+        let max_pos = self.model.config().max_position_embeddings;
+        if let Some(&p) = b.positions.iter().find(|&&p| p as usize >= max_pos) {
+            return Err(ExecutorError::InvalidStep(format!(
+                "position {p} beyond the model's {max_pos}"
+            )));
+        }
+        let nb = self.kv_spec.num_blocks;
+        if let Some(&blk) = b.block_tables.iter().find(|&&x| x as usize >= nb) {
+            return Err(ExecutorError::InvalidStep(format!(
+                "block {blk} beyond the KV cache of {nb} blocks"
+            )));
+        }
+        let device_batch = self.backend.prepare_batch(&batch)?;
+        if !self.backend.graph_replay(bucket)? {
+            self.backend.graph_begin(bucket)?;
+            let recorded = self.model.forward(
+                &self.backend,
+                &device_batch,
+                bucket,
+                bucket,
+                &mut self.kv,
+                &mut self.ws,
+            );
+            self.backend.graph_end(recorded.is_ok())?;
+            recorded?;
+            if !self.backend.graph_replay(bucket)? {
+                return Err(ExecutorError::InvalidStep(format!(
+                    "the graph of bucket {bucket} vanished after recording"
+                )));
+            }
+        }
+        Ok(Some(seqs.len()))
+    }
+
     /// Runs one forward pass and leaves the logits on the device; returns their row count,
     /// one per sequence that asked for logits, in order.
     pub fn forward(&mut self, seqs: &[SeqInput<'_>]) -> Result<usize> {
+        if seqs.len() <= self.max_num_seqs {
+            if let Some(n) = self.forward_graph(seqs)? {
+                return Ok(n);
+            }
+        }
         if seqs.len() > self.max_num_seqs {
             return Err(ExecutorError::InvalidStep(format!(
                 "{} sequences exceed max_num_seqs {}",

@@ -4,18 +4,40 @@ use std::sync::Arc;
 
 use cudarc::cublas::sys::{cublasComputeType_t, cublasGemmAlgo_t, cublasOperation_t, cudaDataType};
 use cudarc::cublas::CudaBlas;
-use cudarc::driver::CudaStream;
+use cudarc::driver::{CudaSlice, CudaStream};
 
 use super::CudaError;
 
+/// cuBLAS's workspace: ours, so that a graph capture never sees cuBLAS allocate.
+const WORKSPACE_BYTES: usize = 32 << 20;
+
 pub struct Blas {
     inner: CudaBlas,
+    _workspace: CudaSlice<u8>,
 }
 
 impl Blas {
     pub fn new(stream: Arc<CudaStream>) -> Result<Self, CudaError> {
+        let inner = CudaBlas::new(stream.clone())?;
+        let workspace = stream.alloc_zeros::<u8>(WORKSPACE_BYTES)?;
+        let ptr = super::tensor::addr(&workspace, &stream);
+        // SAFETY: the workspace outlives the handle's use (both live in this struct, and the
+        // handle is only used through it).
+        let status = unsafe {
+            cudarc::cublas::sys::cublasSetWorkspace_v2(
+                *inner.handle(),
+                ptr as *mut std::ffi::c_void,
+                WORKSPACE_BYTES,
+            )
+        };
+        if status != cudarc::cublas::sys::cublasStatus_t::CUBLAS_STATUS_SUCCESS {
+            return Err(CudaError::Driver(format!(
+                "setting the cuBLAS workspace: {status:?}"
+            )));
+        }
         Ok(Self {
-            inner: CudaBlas::new(stream)?,
+            inner,
+            _workspace: workspace,
         })
     }
 

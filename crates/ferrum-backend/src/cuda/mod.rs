@@ -13,6 +13,7 @@
 mod blas;
 pub mod device;
 mod error;
+mod graph;
 mod kernels;
 mod profile;
 mod sampling;
@@ -96,6 +97,7 @@ pub struct CudaBackend {
     k: kernels::Kernels,
     info: CudaDeviceInfo,
     profile: Option<profile::Profile>,
+    graphs: graph::GraphState,
 }
 
 impl Drop for CudaBackend {
@@ -124,6 +126,7 @@ impl CudaBackend {
             k,
             info,
             profile: profile::Profile::from_env(),
+            graphs: graph::GraphState::default(),
         })
     }
 
@@ -187,6 +190,7 @@ impl CudaBackend {
     fn timer(&self, name: impl FnOnce() -> String) -> Option<profile::OpTimer<'_>> {
         self.profile
             .as_ref()
+            .filter(|_| !self.graphs.is_capturing())
             .map(|p| profile::OpTimer::start(p, &self.stream, name()))
     }
 
@@ -326,13 +330,13 @@ impl Backend for CudaBackend {
             )));
         }
         push(&token_seq, &mut off.token_seq);
-        let buf = if host.is_empty() {
-            None
+        let base = if host.is_empty() {
+            0
         } else {
-            Some(self.stream.clone_htod(&host).map_err(CudaError::from)?)
+            self.graphs.upload(&self.stream, &host)?
         };
         Ok(CudaBatch {
-            buf,
+            base,
             num_tokens: n,
             num_seqs: s,
             num_logits: b.logits_indices.len(),
@@ -850,6 +854,24 @@ impl Backend for CudaBackend {
 
     fn samples_on_device(&self) -> bool {
         true
+    }
+
+    fn supports_graphs(&self) -> bool {
+        // The per-op profile synchronizes between ops, which a capture forbids.
+        self.profile.is_none()
+    }
+
+    fn graph_begin(&self, key: usize) -> Result<()> {
+        self.graphs.begin(&self.stream, key)
+    }
+
+    fn graph_end(&self, keep: bool) -> Result<()> {
+        self.graphs.end(&self.stream, keep)
+    }
+
+    fn graph_replay(&self, key: usize) -> Result<bool> {
+        let _t = self.timer(|| format!("graph replay (bucket {key})"));
+        self.graphs.replay(key)
     }
 
     fn sample(

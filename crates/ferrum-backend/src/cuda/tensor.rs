@@ -6,7 +6,8 @@
 //! - The KV cache is one allocation: layer `l`'s keys are the `2l`-th `[num_slots, width]`
 //!   slab and its values the `(2l+1)`-th, where `width = num_kv_heads · head_dim` and a slot is
 //!   `block · block_size + offset`.
-//! - A batch is one `u32` buffer copied to the device in one transfer; its host-side bounds
+//! - A batch is one `u32` array copied in one transfer to the backend's persistent upload
+//!   buffer (see `graph.rs`); its host-side bounds
 //!   (largest position, slot and block id) are kept so that ops can refuse out-of-range
 //!   metadata before a kernel reads out of bounds.
 
@@ -144,9 +145,11 @@ pub struct CudaRope {
     pub(crate) interleaved: bool,
 }
 
-/// One step's metadata on the device (see the module invariants for the layout).
+/// One step's metadata on the device (see the module invariants for the layout). It lives in
+/// the backend's persistent upload buffer, valid until the next step's upload.
 pub struct CudaBatch {
-    pub(crate) buf: Option<CudaSlice<u32>>,
+    /// Device address of the first word (0 when the batch is empty).
+    pub(crate) base: u64,
     pub(crate) num_tokens: usize,
     pub(crate) num_seqs: usize,
     pub(crate) num_logits: usize,
@@ -180,9 +183,11 @@ impl CudaBatch {
     }
 
     /// Device address of the array at element offset `off` (0 when the batch is empty).
-    pub(crate) fn at(&self, off: usize, stream: &CudaStream) -> u64 {
-        self.buf
-            .as_ref()
-            .map_or(0, |b| addr(b, stream) + 4 * off as u64)
+    pub(crate) fn at(&self, off: usize, _stream: &CudaStream) -> u64 {
+        if self.base == 0 {
+            0
+        } else {
+            self.base + 4 * off as u64
+        }
     }
 }

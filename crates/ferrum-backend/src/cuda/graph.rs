@@ -1,0 +1,126 @@
+//! Decode steps captured once per batch-size bucket and replayed as CUDA graphs, and the
+//! persistent buffer that carries each step's metadata to the device.
+//!
+//! Invariants:
+//! - A graph bakes in every device address and launch shape it was captured with. The step
+//!   metadata therefore always goes to the same buffer (`upload`), which only ever grows; when
+//!   it grows, its address changes and every graph is dropped (captured again on next use).
+//! - The caller captures a graph only for a step whose shape (token and sequence counts, block
+//!   table width, logits rows) is fixed by the key, and uploads each step's metadata before
+//!   replaying, outside any capture.
+//! - Nothing synchronizes the stream while it is capturing.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use cudarc::driver::sys::{CUgraphInstantiate_flags, CUstreamCaptureMode};
+use cudarc::driver::{CudaGraph, CudaSlice, CudaStream};
+
+use super::tensor::addr;
+use super::CudaError;
+use crate::{BackendError, Result};
+
+/// A graph executable, used only under the state's mutex.
+struct Graph(CudaGraph);
+
+// SAFETY: a CUDA graph may be used from any thread as long as calls on it are serialized; every
+// use goes through `GraphState`'s mutex.
+unsafe impl Send for Graph {}
+
+#[derive(Default)]
+struct Inner {
+    upload: Option<CudaSlice<u32>>,
+    graphs: HashMap<usize, Graph>,
+    capturing: Option<usize>,
+}
+
+#[derive(Default)]
+pub(super) struct GraphState {
+    inner: Mutex<Inner>,
+}
+
+impl GraphState {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        match self.inner.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Copies `host` into the persistent upload buffer; returns its device address.
+    pub fn upload(&self, stream: &Arc<CudaStream>, host: &[u32]) -> Result<u64> {
+        let mut g = self.lock();
+        if g.capturing.is_some() {
+            return Err(BackendError::Device(
+                "step metadata uploaded while a graph is being captured".into(),
+            ));
+        }
+        let have = g.upload.as_ref().map_or(0, |b| b.len());
+        if have < host.len() {
+            let want = host.len().next_power_of_two().max(4096);
+            // The old buffer is freed in stream order, after the work that still reads it.
+            g.upload = Some(stream.alloc_zeros::<u32>(want).map_err(|e| {
+                BackendError::OutOfMemory(format!("step metadata ({want} words): {e}"))
+            })?);
+            g.graphs.clear();
+        }
+        let buf = g
+            .upload
+            .as_mut()
+            .ok_or_else(|| BackendError::Device("no upload buffer".into()))?;
+        let mut dst = buf.slice_mut(..host.len());
+        stream
+            .memcpy_htod(host, &mut dst)
+            .map_err(CudaError::from)?;
+        Ok(addr(buf, stream))
+    }
+
+    pub fn is_capturing(&self) -> bool {
+        self.lock().capturing.is_some()
+    }
+
+    pub fn begin(&self, stream: &Arc<CudaStream>, key: usize) -> Result<()> {
+        let mut g = self.lock();
+        if g.capturing.is_some() {
+            return Err(BackendError::Device(
+                "a graph capture is already open".into(),
+            ));
+        }
+        stream
+            .begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED)
+            .map_err(CudaError::from)?;
+        g.capturing = Some(key);
+        Ok(())
+    }
+
+    /// Ends the open capture and keeps the graph under its key when `keep`.
+    pub fn end(&self, stream: &Arc<CudaStream>, keep: bool) -> Result<()> {
+        let mut g = self.lock();
+        let key = g
+            .capturing
+            .take()
+            .ok_or_else(|| BackendError::Device("no graph capture is open".into()))?;
+        let graph = stream
+            .end_capture(CUgraphInstantiate_flags(0))
+            .map_err(CudaError::from)?
+            .ok_or_else(|| BackendError::Device("graph capture recorded nothing".into()))?;
+        if !keep {
+            return Ok(());
+        }
+        graph.upload().map_err(CudaError::from)?;
+        g.graphs.insert(key, Graph(graph));
+        Ok(())
+    }
+
+    /// Replays graph `key`; false when there is none.
+    pub fn replay(&self, key: usize) -> Result<bool> {
+        let g = self.lock();
+        match g.graphs.get(&key) {
+            Some(graph) => {
+                graph.0.launch().map_err(CudaError::from)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+}
