@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 mkdir -p .gpu
 grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
-for t in cuda_kernels cuda_parity; do
+for t in cuda_kernels cuda_attention cuda_parity; do
   exe=$(cargo test -p ferrum-backend --test "$t" --no-run --message-format=json 2>/dev/null \
     | python3 -c 'import sys,json;[print(m["executable"]) for m in map(json.loads,sys.stdin) if m.get("executable")]' | tail -1)
   cp "$exe" ".gpu/$t"

@@ -3,6 +3,7 @@
 #   1. random-weight models (tiny Qwen3/Llama, Qwen3-4B and Llama-3.1-8B shapes) built and saved
 #      with transformers, with its reference logits and greedy tokens, and the copy bandwidth;
 #   2. NVRTC compile check of our kernels for sm_80..sm_90 (cuda_kernels test binary);
+#   2b. paged attention kernels against a host reference, and their timing (cuda_attention);
 #   3. CUDA vs CPU on the testkit's tiny presets, and the parity/decode run on the models of 1
 #      (cuda_parity test binary);
 #   4. compare.py: the checks and a short table, printed last.
@@ -25,6 +26,9 @@ status=0
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; date -u; } 2>&1 | tee "$OUT/env.txt"
 python3 scripts/gpu/make_models.py --root "$ROOT" --shapes "$SHAPES" 2>&1 | tee "$OUT/make_models.log" || status=1
 "$BIN/cuda_kernels" --test-threads 1 2>&1 | tee "$OUT/cuda_kernels.log" || status=1
+if [ -x "$BIN/cuda_attention" ]; then
+  "$BIN/cuda_attention" --test-threads 1 --include-ignored --nocapture 2>&1 | tee "$OUT/cuda_attention.log" || status=1
+fi
 FERRUM_PARITY_DIR="$ROOT" "$BIN/cuda_parity" --test-threads 1 --nocapture 2>&1 | tee "$OUT/cuda_parity.log" || status=1
 # 5. The engine end to end on CUDA (a tiny tokenizer stands in: prompts are token ids anyway):
 #    start-up time and memory plan, greedy generation, offline throughput (vLLM's workloads,
