@@ -166,10 +166,11 @@ ATTENTION_KERNEL(256)
 // Thread (ty, tx) owns rows ty + 16·i (i < R/16), keys tx + 16·j of each tile (j < BK/16) and
 // output dimensions tx + 16·d (d < D/16): a row's softmax statistics live in the 16 lanes of
 // one half-warp and are reduced with xor-shuffles of distance < 16.
-// Shared memory: bf16 rows of Q [R], K [BK] and V [BK] padded by one 32-bit word (D/2 + 1 words
-// a row, odd, so the 16 keys a half-warp reads in one step fall in 16 different banks) and the
-// tile's probabilities P f32 [R][BK + 1]. D ≤ 128: R = 64, BK = 32 (41 728 bytes at D = 128);
-// D = 256: R = 32, BK = 16 (35 200 bytes). All under the 48 KiB of static shared memory.
+// Shared memory: bf16 rows of Q [R], K [BK] and V [BK] padded by 16 bytes (W = D/2 + 4 words a
+// row: 16-byte loads of 8 consecutive keys, as one quarter-warp issues them, fall in 8 distinct
+// groups of 4 banks for every D here) and the tile's probabilities P f32 [R][BK + 1].
+// D ≤ 128: R = 64, BK = 32 (43 264 bytes at D = 128); D = 256: R = 32, BK = 16 (35 968 bytes).
+// All under the 48 KiB of static shared memory. Global loads are 16 bytes (8 dimensions).
 #define PF_THREADS 256
 #define PF_ITEM_TOKENS 64
 
@@ -192,10 +193,10 @@ __device__ __forceinline__ void attn_prefill_impl(
     const u32* __restrict__ seq_lens, const u32* __restrict__ query_start_loc,
     const u32* __restrict__ items, u32 max_blocks, u32 block_size, u32 num_heads,
     u32 num_kv_heads, u32 hg, u32 qt, u32 nsub, float scale) {
-    constexpr int RT = R / 16, KT = BK / 16, DT = D / 16, W = D / 2 + 1;
-    __shared__ u32 sq[R * W];
-    __shared__ u32 sk[BK * W];
-    __shared__ u32 sv[BK * W];
+    constexpr int RT = R / 16, KT = BK / 16, DT = D / 16, W = D / 2 + 4, C = D / 8;
+    __shared__ __align__(16) u32 sq[R * W];
+    __shared__ __align__(16) u32 sk[BK * W];
+    __shared__ __align__(16) u32 sv[BK * W];
     __shared__ float sp[R * (BK + 1)];
 
     const u32 item = blockIdx.x / nsub, sub = blockIdx.x % nsub;
@@ -214,14 +215,15 @@ __device__ __forceinline__ void attn_prefill_impl(
     const u32* table = block_tables + (u64)s * max_blocks;
     const u32 tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
 
-    for (u32 i = tid; i < R * (D / 2); i += PF_THREADS) {
-        const u32 r = i / (D / 2), w = i % (D / 2);
-        u32 val = 0;
+    // 16-byte pieces (8 dimensions): C per row.
+    for (u32 i = tid; i < R * C; i += PF_THREADS) {
+        const u32 r = i / C, c = i % C;
+        uint4 val = make_uint4(0, 0, 0, 0);
         if (r < rows) {
             const u32 t = q_start + q0 + r / hg, h = h0 + r % hg;
-            val = reinterpret_cast<const u32*>(q + ((u64)t * num_heads + h) * D)[w];
+            val = reinterpret_cast<const uint4*>(q + ((u64)t * num_heads + h) * D)[c];
         }
-        sq[r * W + w] = val;
+        *reinterpret_cast<uint4*>(&sq[r * W + 4 * c]) = val;
     }
 
     u32 limit[RT];  // exclusive causal bound of each owned row; 0 for rows past `rows`
@@ -238,17 +240,17 @@ __device__ __forceinline__ void attn_prefill_impl(
 
     for (u32 k0 = 0; k0 < kend; k0 += BK) {
         __syncthreads();  // Q is stored; the previous tile's K, V and P are consumed
-        for (u32 i = tid; i < BK * (D / 2); i += PF_THREADS) {
-            const u32 j = i / (D / 2), w = i % (D / 2), key = k0 + j;
-            u32 kw = 0, vw = 0;
+        for (u32 i = tid; i < BK * C; i += PF_THREADS) {
+            const u32 j = i / C, c = i % C, key = k0 + j;
+            uint4 kw = make_uint4(0, 0, 0, 0), vw = kw;
             if (key < kend) {
                 const u64 slot = (u64)table[key / block_size] * block_size + key % block_size;
-                const u64 off = (slot * width + (u64)kvh * D) / 2 + w;
-                kw = reinterpret_cast<const u32*>(kc)[off];
-                vw = reinterpret_cast<const u32*>(vc)[off];
+                const u64 off = (slot * width + (u64)kvh * D) / 8 + c;
+                kw = reinterpret_cast<const uint4*>(kc)[off];
+                vw = reinterpret_cast<const uint4*>(vc)[off];
             }
-            sk[j * W + w] = kw;
-            sv[j * W + w] = vw;
+            *reinterpret_cast<uint4*>(&sk[j * W + 4 * c]) = kw;
+            *reinterpret_cast<uint4*>(&sv[j * W + 4 * c]) = vw;
         }
         __syncthreads();
 
@@ -257,25 +259,21 @@ __device__ __forceinline__ void attn_prefill_impl(
         for (int i = 0; i < RT; ++i)
 #pragma unroll
             for (int j = 0; j < KT; ++j) sc[i][j] = 0.0f;
-#pragma unroll 4
-        for (int w = 0; w < D / 2; ++w) {
-            float qx[RT], qy[RT], kx[KT], ky[KT];
+#pragma unroll 2
+        for (int c = 0; c < C; ++c) {
+            float qf[RT][8], kf[KT][8];
 #pragma unroll
-            for (int i = 0; i < RT; ++i) {
-                const u32 u = sq[(ty + 16 * i) * W + w];
-                qx[i] = __uint_as_float(u << 16);
-                qy[i] = __uint_as_float(u & 0xffff0000u);
-            }
+            for (int i = 0; i < RT; ++i)
+                load_row<8>(qf[i], reinterpret_cast<const bf16*>(&sq[(ty + 16 * i) * W + 4 * c]));
 #pragma unroll
-            for (int j = 0; j < KT; ++j) {
-                const u32 u = sk[(tx + 16 * j) * W + w];
-                kx[j] = __uint_as_float(u << 16);
-                ky[j] = __uint_as_float(u & 0xffff0000u);
-            }
+            for (int j = 0; j < KT; ++j)
+                load_row<8>(kf[j], reinterpret_cast<const bf16*>(&sk[(tx + 16 * j) * W + 4 * c]));
 #pragma unroll
             for (int i = 0; i < RT; ++i)
 #pragma unroll
-                for (int j = 0; j < KT; ++j) sc[i][j] += qx[i] * kx[j] + qy[i] * ky[j];
+                for (int j = 0; j < KT; ++j)
+#pragma unroll
+                    for (int e = 0; e < 8; ++e) sc[i][j] += qf[i][e] * kf[j][e];
         }
 
 #pragma unroll
@@ -365,7 +363,7 @@ PREFILL_KERNEL(256, 32, 16)
 // in shared memory, read as broadcasts), the warp updates one online softmax per head, then
 // accumulates p·v over the 32 keys with lanes owning D/32 consecutive dimensions (coalesced
 // value rows; for D < 32 the first D lanes own one each). The warps merge in shared memory
-// (sacc: DC_WARPS · DC_MAX_HG · D f32, 32 KiB at D = 256).
+// (sacc: DC_WARPS · DC_MAX_HG · D f32, 32 KiB at D = 256, reusing the bytes of q).
 // Output: with nchunks == 1 the bf16 result; else the f32 record
 // ((x · num_heads + h) · nchunks + c) · (D + 2) of `part`: (max, sum, acc[D]) with acc and sum
 // relative to max, for attn_decode_merge.
@@ -381,9 +379,12 @@ __device__ __forceinline__ void attn_decode_impl(
     const u32* __restrict__ tokens, u32 max_blocks, u32 block_size, u32 num_heads,
     u32 num_kv_heads, u32 hg, u32 chunk, u32 nchunks, float scale) {
     constexpr int E = D >= 32 ? D / 32 : 1;
-    __shared__ float sq[DC_MAX_HG][D];
+    // q while the keys are walked, then the warps' accumulators: the same bytes, with a
+    // barrier in between.
+    __shared__ __align__(16) float sbuf[DC_WARPS * DC_MAX_HG * D];
     __shared__ float sm[DC_WARPS][DC_MAX_HG], sl[DC_WARPS][DC_MAX_HG];
-    __shared__ float sacc[DC_WARPS][DC_MAX_HG][D];
+    float(*sq)[D] = reinterpret_cast<float(*)[D]>(sbuf);
+    float(*sacc)[DC_MAX_HG][D] = reinterpret_cast<float(*)[DC_MAX_HG][D]>(sbuf);
 
     const u32 t = tokens[blockIdx.x];
     const u32 s = token_seq[t];
@@ -425,16 +426,24 @@ __device__ __forceinline__ void attn_decode_impl(
 #pragma unroll
         for (int g = 0; g < DC_MAX_HG; ++g) sc[g] = 0.0f;
         if (valid) {
+            // 16 dimensions (one 32-byte sector of the key row) per step; q comes as float4
+            // broadcasts.
             const bf16* kr = kc + (u64)slot * width + head_off;
-            for (int d = 0; d < D; d += 8) {
-                float kf[8];
+#pragma unroll
+            for (int d = 0; d < D; d += 16) {
+                float kf[16];
                 load_row<8>(kf, kr + d);
+                load_row<8>(kf + 8, kr + d + 8);
 #pragma unroll
                 for (int g = 0; g < DC_MAX_HG; ++g) {
                     if (g < hg) {
                         float a = 0.0f;
 #pragma unroll
-                        for (int e = 0; e < 8; ++e) a += sq[g][d + e] * kf[e];
+                        for (int e = 0; e < 16; e += 4) {
+                            const float4 qv = *reinterpret_cast<const float4*>(&sq[g][d + e]);
+                            a += qv.x * kf[e] + qv.y * kf[e + 1] + qv.z * kf[e + 2] +
+                                 qv.w * kf[e + 3];
+                        }
                         sc[g] += a;
                     }
                 }
@@ -456,6 +465,7 @@ __device__ __forceinline__ void attn_decode_impl(
             }
         }
         const u32 nk = min(32u, ce - kb);
+#pragma unroll 4
         for (u32 jj = 0; jj < nk; ++jj) {
             const u32 sj = __shfl_sync(0xffffffffu, slot, jj);
             float vr[E];
@@ -473,6 +483,7 @@ __device__ __forceinline__ void attn_decode_impl(
         }
     }
 
+    __syncthreads();  // every warp is done with q before sacc overwrites it
 #pragma unroll
     for (int g = 0; g < DC_MAX_HG; ++g) {
         if (g < hg) {
