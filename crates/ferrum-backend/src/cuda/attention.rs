@@ -20,8 +20,10 @@ use super::{
 };
 use crate::{AttentionParams, BackendError, Result};
 
-/// Threads of a prefill block (`PF_THREADS`).
-const PREFILL_THREADS: u32 = 256;
+/// Threads of a prefill block: the tensor-core kernel (head sizes up to 128, `TC_WARPS` warps)
+/// and the CUDA-core one (head size 256, `PF_THREADS`).
+const PREFILL_TC_THREADS: u32 = 128;
+const PREFILL_CORE_THREADS: u32 = 256;
 /// Threads of a decode block (`DC_WARPS` warps).
 const DECODE_THREADS: u32 = 128;
 /// Query heads one decode block serves at most (`DC_MAX_HG`).
@@ -191,8 +193,12 @@ impl CudaBackend {
         params: &AttentionParams,
         a: &AttentionArgs<'_>,
     ) -> Result<()> {
-        // Rows (query × head) of a block: R in attention.cu.
-        let rows = if params.head_dim > 128 { 32 } else { 64 };
+        // Rows (query × head) of a block and its threads: see attention.cu.
+        let (rows, threads) = if params.head_dim > 128 {
+            (32, PREFILL_CORE_THREADS)
+        } else {
+            (64, PREFILL_TC_THREADS)
+        };
         let hg = largest_divisor_at_most(a.group, rows);
         // A power of two dividing the item size, so an item splits into whole sub-blocks.
         let qt = 1usize << (rows / hg).ilog2();
@@ -209,7 +215,7 @@ impl CudaBackend {
             grid(
                 batch.num_prefill_items * nsub,
                 params.num_heads / hg,
-                PREFILL_THREADS
+                threads
             )?,
             &a.out,
             &a.q,
