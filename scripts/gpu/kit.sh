@@ -32,7 +32,7 @@ fi
 FERRUM_PARITY_DIR="$ROOT" "$BIN/cuda_parity" --test-threads 1 --nocapture 2>&1 | tee "$OUT/cuda_parity.log" || status=1
 # 5. The engine end to end on CUDA (a tiny tokenizer stands in: prompts are token ids anyway):
 #    start-up time and memory plan, greedy generation, offline throughput (vLLM's workloads,
-#    fewer prompts where our prefill attention is still the slow CUDA-core kernel).
+#    fewer prompts on the 1024-token-input workload to keep the run short).
 if [ -x "$BIN/ferrum" ] && [ -n "${ENGINE_MODELS:-llama3-8b}" ]; then
   for m in ${ENGINE_MODELS:-llama3-8b}; do
     [ -d "$ROOT/$m" ] || continue
