@@ -36,7 +36,7 @@ const DECODE_MIN_CHUNK: usize = 256;
 
 /// The attention work lists of one batch, derived on the host.
 pub(crate) struct AttentionWork {
-    /// `(seq, first query)` pairs, flattened.
+    /// `(seq, first query)` pairs, flattened, the items with the most keys first.
     pub prefill_items: Vec<u32>,
     pub decode_tokens: Vec<u32>,
     pub max_decode_ctx: usize,
@@ -51,6 +51,8 @@ impl AttentionWork {
             max_decode_ctx: 0,
             queries_exceed_context: false,
         };
+        // (keys before the item's first query, seq, first query)
+        let mut items = Vec::new();
         for (s, (q, &ctx)) in query_start_loc.windows(2).zip(seq_lens).enumerate() {
             let q_len = q[1].saturating_sub(q[0]);
             if q_len > ctx {
@@ -61,10 +63,14 @@ impl AttentionWork {
                 w.max_decode_ctx = w.max_decode_ctx.max(ctx as usize);
             } else {
                 for off in (0..q_len).step_by(PREFILL_ITEM_TOKENS as usize) {
-                    w.prefill_items.extend_from_slice(&[s as u32, off]);
+                    items.push((ctx.saturating_sub(q_len) + off, s as u32, off));
                 }
             }
         }
+        // Longest causal context first: the blocks with the most keys start in the first
+        // wave instead of running alone at the end.
+        items.sort_by_key(|&(keys, s, off)| (std::cmp::Reverse(keys), s, off));
+        w.prefill_items = items.iter().flat_map(|&(_, s, off)| [s, off]).collect();
         w
     }
 }
@@ -378,11 +384,13 @@ mod tests {
 
     #[test]
     fn work_lists_cover_every_token_once() {
-        // seq 0: 130 queries (3 items), seq 1: decode, seq 2: 2 queries, seq 3: decode.
+        // seq 0: 130 queries (3 items) after 70 keys, seq 1: decode, seq 2: 2 queries,
+        // seq 3: decode.
         let qsl = [0u32, 130, 131, 133, 134];
         let lens = [200u32, 3000, 2, 1];
         let w = AttentionWork::new(&qsl, &lens);
-        assert_eq!(w.prefill_items, vec![0, 0, 0, 64, 0, 128, 2, 0]);
+        // Items by decreasing context before their first query: 198, 134, 70, 0.
+        assert_eq!(w.prefill_items, vec![0, 128, 0, 64, 0, 0, 2, 0]);
         assert_eq!(w.decode_tokens, vec![130, 133]);
         assert_eq!(w.max_decode_ctx, 3000);
         assert!(!w.queries_exceed_context);
