@@ -691,7 +691,7 @@ __device__ __forceinline__ void attn_decode_impl(
             }
         }
         const u32 nk = min(32u, ce - kb);
-#pragma unroll 4
+#pragma unroll 8
         for (u32 jj = 0; jj < nk; ++jj) {
             const u32 sj = __shfl_sync(0xffffffffu, slot, jj);
             float vr[E];
