@@ -162,7 +162,8 @@ pub struct Kernels {
 pub struct AttentionKernels {
     /// Tiled causal attention for sequences with several queries in the step.
     pub prefill: CudaFunction,
-    /// One query per block row, context split in chunks.
+    /// Sequences with one query: one token and head group per block, the context split in
+    /// chunks (merged by `attn_decode_merge`).
     pub decode: CudaFunction,
     /// One block per (token, head); the reference for tests and benchmarks.
     pub reference: CudaFunction,
