@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds what scripts/gpu/kit.sh runs into .gpu/ (git-ignored through .git/info/exclude): the
+# Builds what scripts/gpu/kit.sh runs into .gpu/ (release builds, so that host-side timings
+# are those of the shipped code) (git-ignored through .git/info/exclude): the
 # CUDA test binaries and the release `ferrum` binary. Run on the build machine (no CUDA needed).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -7,7 +8,7 @@ mkdir -p .gpu
 grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
 for t in cuda_kernels cuda_parity cuda_sampling cuda_attention; do
   [ -f "crates/ferrum-backend/tests/$t.rs" ] || continue
-  exe=$(cargo test -p ferrum-backend --test "$t" --no-run --message-format=json 2>/dev/null \
+  exe=$(cargo test --release -p ferrum-backend --test "$t" --no-run --message-format=json 2>/dev/null \
     | python3 -c 'import sys,json;[print(m["executable"]) for m in map(json.loads,sys.stdin) if m.get("executable")]' | tail -1)
   cp "$exe" ".gpu/$t"
 done
@@ -15,4 +16,6 @@ if [ "${WITH_CLI:-1}" = 1 ]; then
   cargo build --release -p ferrum-cli
   cp "${CARGO_TARGET_DIR:-target}/release/ferrum" .gpu/ferrum
 fi
+# The device copy of the tree is size-limited: no symbols.
+strip .gpu/cuda_* .gpu/ferrum 2>/dev/null || true
 ls -la .gpu

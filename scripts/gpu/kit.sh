@@ -26,16 +26,16 @@ status=0
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; date -u; } 2>&1 | tee "$OUT/env.txt"
 python3 scripts/gpu/make_models.py --root "$ROOT" --shapes "$SHAPES" 2>&1 | tee "$OUT/make_models.log" || status=1
 "$BIN/cuda_kernels" --test-threads 1 2>&1 | tee "$OUT/cuda_kernels.log" || status=1
-# Device sampling against the host sampler; attention kernels against a naive reference (with
-# their timings, ignored by default, when KERNEL_TIMINGS=1).
+# Device sampling against the host sampler; attention kernels against a naive reference, with
+# the kernels' timings.
 for t in cuda_sampling cuda_attention; do
   [ -x "$BIN/$t" ] || continue
-  "$BIN/$t" --test-threads 1 --nocapture ${KERNEL_TIMINGS:+--include-ignored} 2>&1 | tee "$OUT/$t.log" || status=1
+  "$BIN/$t" --test-threads 1 --include-ignored --nocapture 2>&1 | tee "$OUT/$t.log" || status=1
 done
 FERRUM_PARITY_DIR="$ROOT" "$BIN/cuda_parity" --test-threads 1 --nocapture 2>&1 | tee "$OUT/cuda_parity.log" || status=1
 # 5. The engine end to end on CUDA (a tiny tokenizer stands in: prompts are token ids anyway):
 #    start-up time and memory plan, greedy generation, offline throughput (vLLM's workloads,
-#    fewer prompts where our prefill attention is still the slow CUDA-core kernel).
+#    fewer prompts on the 1024-token-input workload to keep the run short).
 if [ -x "$BIN/ferrum" ] && [ -n "${ENGINE_MODELS:-llama3-8b}" ]; then
   for m in ${ENGINE_MODELS:-llama3-8b}; do
     [ -d "$ROOT/$m" ] || continue

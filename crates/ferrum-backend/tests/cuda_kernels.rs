@@ -3,6 +3,13 @@
 
 use ferrum_backend::cuda;
 
+/// The tiled prefill and split decode instances of every supported head size.
+fn attention_kernels() -> impl Iterator<Item = String> {
+    [16, 32, 64, 96, 128, 256]
+        .into_iter()
+        .flat_map(|d| [format!("attn_prefill_{d}"), format!("attn_decode_{d}")])
+}
+
 #[test]
 fn kernels_compile_for_ampere_ada_and_hopper() {
     if !cuda::nvrtc_present() {
@@ -27,7 +34,12 @@ fn kernels_compile_for_ampere_ada_and_hopper() {
             "paged_attention_96",
             "paged_attention_128",
             "paged_attention_256",
-        ] {
+            "attn_decode_merge",
+        ]
+        .into_iter()
+        .map(String::from)
+        .chain(attention_kernels())
+        {
             assert!(
                 ptx.contains(&format!(".entry {name}(")),
                 "sm_{arch}: kernel {name} missing from the PTX"

@@ -34,6 +34,9 @@ struct StepBuffers {
     logits_indices: Vec<u32>,
 }
 
+/// The longest context a decode graph covers (vLLM's `max_seq_len_to_capture` default).
+const MAX_SEQ_LEN_TO_CAPTURE: usize = 8192;
+
 /// Decode steps replayed as device graphs: the batch is padded to the next bucket, and every
 /// block table row is `width` wide, so that one recording per bucket serves every step.
 struct Graphs {
@@ -97,7 +100,12 @@ impl<B: Backend> ModelRunner<B> {
         if !self.backend.supports_graphs() {
             return false;
         }
-        let width = max_model_len.div_ceil(self.kv_spec.block_size).max(1);
+        // Longer contexts run op by op: a recording's block tables are this wide for every
+        // step, and its attention split covers this many tokens.
+        let width = max_model_len
+            .min(MAX_SEQ_LEN_TO_CAPTURE)
+            .div_ceil(self.kv_spec.block_size)
+            .max(1);
         let g = Graphs::new(self.max_num_seqs.min(self.ws.max_tokens()), width);
         tracing::info!(
             buckets = g.buckets.len(),
@@ -296,11 +304,24 @@ impl<B: Backend> ModelRunner<B> {
                 &mut self.ws,
             );
             self.backend.graph_end(recorded.is_ok())?;
-            recorded?;
-            if !self.backend.graph_replay(bucket)? {
-                return Err(ExecutorError::InvalidStep(format!(
-                    "the graph of bucket {bucket} vanished after recording"
-                )));
+            let replayed = match recorded {
+                Ok(()) => self.backend.graph_replay(bucket)?,
+                Err(e) => {
+                    // Nothing recorded ran; the backend may need to prepare first (it does
+                    // so before the next recording). This step runs op by op.
+                    tracing::debug!(bucket, error = %e, "decode graph not recorded");
+                    false
+                }
+            };
+            if !replayed {
+                self.model.forward(
+                    &self.backend,
+                    &device_batch,
+                    bucket,
+                    bucket,
+                    &mut self.kv,
+                    &mut self.ws,
+                )?;
             }
         }
         Ok(Some(seqs.len()))

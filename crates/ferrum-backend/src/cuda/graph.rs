@@ -8,6 +8,10 @@
 //! - The caller captures a graph only for a step whose shape (token and sequence counts, block
 //!   table width, logits rows) is fixed by the key, and uploads each step's metadata before
 //!   replaying, outside any capture.
+//! - The f32 scratch of split decode attention lives here too, for the same reason: it only
+//!   grows, never while a capture is open, and growing drops every graph. A capture that needs
+//!   more than there is fails (the step then runs op by op) and leaves the size it wanted, which
+//!   the next capture allocates before it starts.
 //! - Nothing synchronizes the stream while it is capturing.
 
 use std::collections::HashMap;
@@ -32,6 +36,29 @@ struct Inner {
     upload: Option<CudaSlice<u32>>,
     graphs: HashMap<usize, Graph>,
     capturing: Option<usize>,
+    scratch: Option<CudaSlice<f32>>,
+    scratch_want: usize,
+}
+
+impl Inner {
+    /// Grows the scratch to at least `need` floats (with room to spare, so that slowly growing
+    /// contexts do not reallocate every step); drops the graphs when its address changes.
+    fn grow_scratch(&mut self, stream: &Arc<CudaStream>, need: usize, card: &str) -> Result<()> {
+        if need == 0 || self.scratch.as_ref().is_some_and(|s| s.len() >= need) {
+            return Ok(());
+        }
+        // The old buffer is freed in stream order, after the work that still reads it.
+        self.scratch = None;
+        let len = need + need / 2;
+        self.scratch = Some(stream.alloc_zeros::<f32>(len).map_err(|e| {
+            BackendError::OutOfMemory(format!(
+                "attention scratch: {} MiB on {card}: {e}",
+                (4 * len) >> 20
+            ))
+        })?);
+        self.graphs.clear();
+        Ok(())
+    }
 }
 
 #[derive(Default)]
@@ -75,17 +102,35 @@ impl GraphState {
         Ok(addr(buf, stream))
     }
 
+    /// Device address of at least `need` floats of attention scratch.
+    pub fn scratch(&self, stream: &Arc<CudaStream>, need: usize, card: &str) -> Result<u64> {
+        let mut g = self.lock();
+        if g.capturing.is_some() && g.scratch.as_ref().is_none_or(|s| s.len() < need) {
+            g.scratch_want = g.scratch_want.max(need);
+            return Err(BackendError::Device(format!(
+                "attention scratch of {need} floats needed while recording a graph"
+            )));
+        }
+        g.grow_scratch(stream, need, card)?;
+        g.scratch
+            .as_ref()
+            .map(|s| addr(s, stream))
+            .ok_or_else(|| BackendError::Device("no attention scratch".into()))
+    }
+
     pub fn is_capturing(&self) -> bool {
         self.lock().capturing.is_some()
     }
 
-    pub fn begin(&self, stream: &Arc<CudaStream>, key: usize) -> Result<()> {
+    pub fn begin(&self, stream: &Arc<CudaStream>, key: usize, card: &str) -> Result<()> {
         let mut g = self.lock();
         if g.capturing.is_some() {
             return Err(BackendError::Device(
                 "a graph capture is already open".into(),
             ));
         }
+        let want = g.scratch_want;
+        g.grow_scratch(stream, want, card)?;
         stream
             .begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED)
             .map_err(CudaError::from)?;

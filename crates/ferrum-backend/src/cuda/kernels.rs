@@ -29,8 +29,12 @@ const SOURCES: [(&str, &str); 7] = [
     ("sampling.cu", include_str!("kernels/sampling.cu")),
 ];
 
-/// Head sizes with an attention kernel instance (`paged_attention_<D>`).
+/// Head sizes with attention kernel instances (`attn_prefill_<D>`, `attn_decode_<D>` and the
+/// reference `paged_attention_<D>`).
 pub const ATTENTION_HEAD_DIMS: [usize; 6] = [16, 32, 64, 96, 128, 256];
+
+/// Queries of one sequence per prefill work item (`PF_ITEM_TOKENS` in `attention.cu`).
+pub const PREFILL_ITEM_TOKENS: u32 = 64;
 
 /// The whole compilation unit, with `#line` markers so NVRTC's messages name the right file.
 pub fn source() -> String {
@@ -152,8 +156,20 @@ pub struct Kernels {
     pub silu_mul: CudaFunction,
     pub apply_logit_adjust: CudaFunction,
     pub sample_rows: CudaFunction,
-    /// One per entry of [`ATTENTION_HEAD_DIMS`].
-    pub attention: Vec<(usize, CudaFunction)>,
+    /// One set per entry of [`ATTENTION_HEAD_DIMS`].
+    pub attention: Vec<(usize, AttentionKernels)>,
+    pub attn_decode_merge: CudaFunction,
+}
+
+/// The attention kernels of one head size (see `kernels/attention.cu`).
+pub struct AttentionKernels {
+    /// Tiled causal attention for sequences with several queries in the step.
+    pub prefill: CudaFunction,
+    /// Sequences with one query: one token and head group per block, the context split in
+    /// chunks (merged by `attn_decode_merge`).
+    pub decode: CudaFunction,
+    /// One block per (token, head); the reference for tests and benchmarks.
+    pub reference: CudaFunction,
 }
 
 impl Kernels {
@@ -168,7 +184,14 @@ impl Kernels {
         };
         let mut attention = Vec::new();
         for d in ATTENTION_HEAD_DIMS {
-            attention.push((d, f(&format!("paged_attention_{d}"))?));
+            attention.push((
+                d,
+                AttentionKernels {
+                    prefill: f(&format!("attn_prefill_{d}"))?,
+                    decode: f(&format!("attn_decode_{d}"))?,
+                    reference: f(&format!("paged_attention_{d}"))?,
+                },
+            ));
         }
         Ok(Self {
             embedding: f("embedding")?,
@@ -183,11 +206,12 @@ impl Kernels {
             apply_logit_adjust: f("apply_logit_adjust")?,
             sample_rows: f("sample_rows")?,
             attention,
+            attn_decode_merge: f("attn_decode_merge")?,
             _module: module,
         })
     }
 
-    pub fn attention_for(&self, head_dim: usize) -> Option<&CudaFunction> {
+    pub fn attention_for(&self, head_dim: usize) -> Option<&AttentionKernels> {
         self.attention
             .iter()
             .find(|(d, _)| *d == head_dim)

@@ -67,6 +67,10 @@ macro_rules! launch {
     }};
 }
 
+// After `launch!`, which it uses.
+mod attention;
+use attention::AttentionWork;
+
 /// Threads per block of the row-wise kernels.
 const ROW_THREADS: u32 = 256;
 
@@ -330,6 +334,9 @@ impl Backend for CudaBackend {
             )));
         }
         push(&token_seq, &mut off.token_seq);
+        let work = AttentionWork::new(b.query_start_loc, b.seq_lens);
+        push(&work.prefill_items, &mut off.prefill_items);
+        push(&work.decode_tokens, &mut off.decode_tokens);
         let base = if host.is_empty() {
             0
         } else {
@@ -345,6 +352,11 @@ impl Backend for CudaBackend {
             max_position: b.positions.iter().copied().max(),
             max_slot: b.slot_mapping.iter().copied().max(),
             max_block: tables.iter().copied().max(),
+            num_prefill_items: work.prefill_items.len() / 2,
+            num_decode_tokens: work.decode_tokens.len(),
+            max_decode_ctx: work.max_decode_ctx,
+            max_seq_len: b.seq_lens.iter().copied().max(),
+            queries_exceed_context: work.queries_exceed_context,
         })
     }
 
@@ -671,77 +683,17 @@ impl Backend for CudaBackend {
                 batch.num_seqs.next_power_of_two()
             )
         });
-        let n = batch.num_tokens;
-        let spec = cache.spec;
-        let hd = params.head_dim;
-        if params.num_kv_heads == 0
-            || !params.num_heads.is_multiple_of(params.num_kv_heads)
-            || params.num_kv_heads != spec.num_kv_heads
-            || hd != spec.head_dim
-            || q.cols != params.num_heads * hd
-            || out.cols != q.cols
-        {
-            return Err(BackendError::Shape {
-                what: "attention".into(),
-                expected: format!(
-                    "{} kv heads of {} dims, q width = heads × head_dim",
-                    spec.num_kv_heads, spec.head_dim
-                ),
-                got: format!("{params:?}, q width {}", q.cols),
-            });
-        }
-        let f = self.k.attention_for(hd).ok_or_else(|| {
-            CudaError::Unsupported(format!(
-                "head_dim {hd} (attention kernels exist for {:?})",
-                kernels::ATTENTION_HEAD_DIMS
-            ))
-        })?;
-        q.check_rows(n, "attention q")?;
-        out.check_rows(n, "attention output")?;
-        if let Some(b) = batch.max_block {
-            if b as usize >= spec.num_blocks {
-                return Err(BackendError::Batch(format!(
-                    "block {b} beyond the KV cache of {} blocks",
-                    spec.num_blocks
-                )));
-            }
-        }
-        if n == 0 {
+        let a = self.attention_args(cache, layer, batch, params, q, out)?;
+        if batch.num_tokens == 0 {
             return Ok(());
         }
-        let (kc, vc) = cache.layer_addrs(layer, &self.stream)?;
-        let (oa, qa) = (self.a(&out.data), self.a(&q.data));
-        let st = &self.stream;
-        let (bt, sl, qsl, ts) = (
-            batch.at(batch.off.block_tables, st),
-            batch.at(batch.off.seq_lens, st),
-            batch.at(batch.off.query_start_loc, st),
-            batch.at(batch.off.token_seq, st),
-        );
-        let mb = as_u32(batch.max_blocks_per_seq, "max blocks")?;
-        let bs = as_u32(spec.block_size, "block size")?;
-        let nh = as_u32(params.num_heads, "heads")?;
-        let nkv = as_u32(params.num_kv_heads, "kv heads")?;
-        let scale = params.scale;
-        launch!(
-            self,
-            f,
-            "paged_attention",
-            grid(n, params.num_heads, 128)?,
-            &oa,
-            &qa,
-            &kc,
-            &vc,
-            &bt,
-            &sl,
-            &qsl,
-            &ts,
-            &mb,
-            &bs,
-            &nh,
-            &nkv,
-            &scale
-        )
+        if batch.num_prefill_items > 0 {
+            self.prefill_attention(batch, params, &a)?;
+        }
+        if batch.num_decode_tokens > 0 {
+            self.decode_attention(batch, params, &a)?;
+        }
+        Ok(())
     }
 
     fn silu_mul(
@@ -862,7 +814,7 @@ impl Backend for CudaBackend {
     }
 
     fn graph_begin(&self, key: usize) -> Result<()> {
-        self.graphs.begin(&self.stream, key)
+        self.graphs.begin(&self.stream, key, &self.info.name)
     }
 
     fn graph_end(&self, keep: bool) -> Result<()> {

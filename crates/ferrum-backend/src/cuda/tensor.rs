@@ -10,6 +10,9 @@
 //!   buffer (see `graph.rs`); its host-side bounds
 //!   (largest position, slot and block id) are kept so that ops can refuse out-of-range
 //!   metadata before a kernel reads out of bounds.
+//! - A batch also carries the attention work lists derived on the host from `query_start_loc`:
+//!   `(seq, first query)` items of `PREFILL_ITEM_TOKENS` queries for every sequence with more
+//!   than one query in the step, and the token rows of sequences with exactly one.
 
 use cudarc::driver::{CudaSlice, CudaStream, DevicePtr};
 use ferrum_types::DType;
@@ -159,6 +162,16 @@ pub struct CudaBatch {
     pub(crate) max_position: Option<u32>,
     pub(crate) max_slot: Option<u32>,
     pub(crate) max_block: Option<u32>,
+    /// `(seq, q_off)` pairs at `off.prefill_items` (see the module invariants).
+    pub(crate) num_prefill_items: usize,
+    /// Token rows at `off.decode_tokens`.
+    pub(crate) num_decode_tokens: usize,
+    /// Largest context of a decode token (keys it attends to); 0 without decode tokens.
+    pub(crate) max_decode_ctx: usize,
+    /// Largest `seq_lens` entry.
+    pub(crate) max_seq_len: Option<u32>,
+    /// Some sequence has more queries in the step than context (an invalid batch).
+    pub(crate) queries_exceed_context: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -171,6 +184,8 @@ pub(crate) struct BatchOffsets {
     pub block_tables: usize,
     pub logits_indices: usize,
     pub token_seq: usize,
+    pub prefill_items: usize,
+    pub decode_tokens: usize,
 }
 
 impl CudaBatch {
