@@ -284,14 +284,23 @@ fn cuda_parity_dump() {
         let graph_err = rel_err(&graph_logits, &eager_logits);
         let (graph_tokens, _, _) =
             greedy(&mut r, &prompts[0], &tables[0], &single[0], steps, &sync);
+        // The recording splits decode attention over the widest table, eager over the actual
+        // context: a different summation order, so near-ties (relative to that noise) may flip.
+        let noise = (eager_logits
+            .iter()
+            .zip(&graph_logits)
+            .map(|(a, b)| f64::from(a - b).powi(2))
+            .sum::<f64>()
+            / eager_logits.len() as f64)
+            .sqrt() as f32;
+        let near = (4.0 * noise).max(0.05);
         let graph_agree = tokens
             .iter()
             .zip(&graph_tokens)
-            .zip(&margins)
-            .take_while(|((a, b), m)| a == b || **m < 0.05)
+            .take_while(|(a, b)| a == b)
             .count();
         assert!(
-            graph_agree == tokens.len() || margins[graph_agree] < 0.05,
+            graph_agree == tokens.len() || margins[graph_agree] < near,
             "{}: graph and eager greedy tokens differ ({tokens:?} vs {graph_tokens:?})",
             dir.display()
         );

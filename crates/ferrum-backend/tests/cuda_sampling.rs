@@ -25,7 +25,7 @@ fn cuda() -> Option<CudaBackend> {
     }
 }
 
-/// Logits with distinct values (no ties once rounded to bf16 for the top tokens).
+/// Random logits, rounded to bf16 as the device holds them.
 fn logits(seed: u64, vocab: usize) -> Vec<f32> {
     let mut rng = Rng::new(seed);
     (0..vocab)
@@ -89,12 +89,18 @@ fn greedy_with_adjustments_matches_the_host() {
     assert_ne!(got[4], 2);
 }
 
-/// The host's truncated distribution (top-k, then top-p, then min-p) in f64.
+/// The truncated distribution (top-k, then top-p, then min-p) in f64. The device keeps every
+/// token tied with a cut-off (bf16 logits tie often), so each cut here keeps the ties too.
 fn expected(l: &[f32], p: &SamplingParams) -> HashMap<u32, f64> {
     let mut idx: Vec<usize> = (0..l.len()).collect();
     idx.sort_by(|&a, &b| l[b].total_cmp(&l[a]).then(a.cmp(&b)));
+    let with_ties = |keep: usize, idx: &[usize]| {
+        let last = l[idx[keep - 1]];
+        keep + idx[keep..].iter().take_while(|&&i| l[i] == last).count()
+    };
     if p.top_k > 0 {
-        idx.truncate(p.top_k as usize);
+        let k = with_ties(p.top_k as usize, &idx);
+        idx.truncate(k);
     }
     let max = l[idx[0]] as f64;
     let t = p.temperature as f64;
@@ -112,6 +118,7 @@ fn expected(l: &[f32], p: &SamplingParams) -> HashMap<u32, f64> {
                 acc >= p.top_p as f64
             })
             .map_or(w.len(), |k| k + 1);
+        let keep = with_ties(keep, &idx).min(w.len());
         w.truncate(keep);
     }
     let floor = w[0] * p.min_p as f64;

@@ -122,6 +122,7 @@ impl CudaBackend {
         q: &CudaActivations,
         out: &CudaActivations,
     ) -> Result<AttentionArgs<'_>> {
+        self.live(batch)?;
         let n = batch.num_tokens;
         let spec = cache.spec;
         let hd = params.head_dim;

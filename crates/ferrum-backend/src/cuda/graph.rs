@@ -38,6 +38,8 @@ struct Inner {
     capturing: Option<usize>,
     scratch: Option<CudaSlice<f32>>,
     scratch_want: usize,
+    /// Counts uploads: a batch is live only while no later upload replaced its metadata.
+    generation: u64,
 }
 
 impl Inner {
@@ -74,8 +76,14 @@ impl GraphState {
         }
     }
 
-    /// Copies `host` into the persistent upload buffer; returns its device address.
-    pub fn upload(&self, stream: &Arc<CudaStream>, host: &[u32]) -> Result<u64> {
+    /// The generation of the metadata in the upload buffer now.
+    pub fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// Copies `host` into the persistent upload buffer; returns its device address and the
+    /// new generation.
+    pub fn upload(&self, stream: &Arc<CudaStream>, host: &[u32]) -> Result<(u64, u64)> {
         let mut g = self.lock();
         if g.capturing.is_some() {
             return Err(BackendError::Device(
@@ -99,7 +107,9 @@ impl GraphState {
         stream
             .memcpy_htod(host, &mut dst)
             .map_err(CudaError::from)?;
-        Ok(addr(buf, stream))
+        let a = addr(buf, stream);
+        g.generation += 1;
+        Ok((a, g.generation))
     }
 
     /// Device address of at least `need` floats of attention scratch.

@@ -198,6 +198,19 @@ impl CudaBackend {
             .map(|p| profile::OpTimer::start(p, &self.stream, name()))
     }
 
+    /// Refuses a batch whose metadata a later `prepare_batch` has overwritten (one step's
+    /// metadata lives on the device at a time).
+    pub(crate) fn live(&self, batch: &CudaBatch) -> Result<()> {
+        if batch.base != 0 && batch.generation != self.graphs.generation() {
+            return Err(BackendError::Batch(
+                "step metadata replaced by a later prepare_batch; prepare a batch right before \
+                 its ops"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     fn a(&self, s: &cudarc::driver::CudaSlice<u16>) -> u64 {
         addr(s, &self.stream)
     }
@@ -337,13 +350,14 @@ impl Backend for CudaBackend {
         let work = AttentionWork::new(b.query_start_loc, b.seq_lens);
         push(&work.prefill_items, &mut off.prefill_items);
         push(&work.decode_tokens, &mut off.decode_tokens);
-        let base = if host.is_empty() {
-            0
+        let (base, generation) = if host.is_empty() {
+            (0, 0)
         } else {
             self.graphs.upload(&self.stream, &host)?
         };
         Ok(CudaBatch {
             base,
+            generation,
             num_tokens: n,
             num_seqs: s,
             num_logits: b.logits_indices.len(),
@@ -367,6 +381,7 @@ impl Backend for CudaBackend {
         out: &mut CudaActivations,
     ) -> Result<()> {
         let _t = self.timer(|| "embedding".into());
+        self.live(batch)?;
         let n = batch.num_tokens;
         out.check_rows(n, "embedding")?;
         if out.cols != table.cols {
@@ -567,6 +582,7 @@ impl Backend for CudaBackend {
         head_dim: usize,
     ) -> Result<()> {
         let _t = self.timer(|| "rotary".into());
+        self.live(batch)?;
         let n = batch.num_tokens;
         q.check_rows(n, "rotary q")?;
         k.check_rows(n, "rotary k")?;
@@ -627,6 +643,7 @@ impl Backend for CudaBackend {
         v: &CudaActivations,
     ) -> Result<()> {
         let _t = self.timer(|| "write_kv".into());
+        self.live(batch)?;
         let n = batch.num_tokens;
         let width = cache.width();
         if k.cols != width || v.cols != width {
@@ -740,6 +757,7 @@ impl Backend for CudaBackend {
         out: &mut CudaActivations,
     ) -> Result<()> {
         let _t = self.timer(|| "gather_logit_rows".into());
+        self.live(batch)?;
         let m = batch.num_logits;
         if x.cols != out.cols {
             return Err(BackendError::Shape {

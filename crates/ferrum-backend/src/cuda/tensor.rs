@@ -153,6 +153,8 @@ pub struct CudaRope {
 pub struct CudaBatch {
     /// Device address of the first word (0 when the batch is empty).
     pub(crate) base: u64,
+    /// The upload that wrote it (0 when empty); a later upload overwrites it.
+    pub(crate) generation: u64,
     pub(crate) num_tokens: usize,
     pub(crate) num_seqs: usize,
     pub(crate) num_logits: usize,
