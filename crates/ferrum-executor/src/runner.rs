@@ -34,6 +34,36 @@ struct StepBuffers {
     logits_indices: Vec<u32>,
 }
 
+impl StepBuffers {
+    fn clear(&mut self) {
+        for v in [
+            &mut self.input_ids,
+            &mut self.positions,
+            &mut self.slot_mapping,
+            &mut self.query_start_loc,
+            &mut self.seq_lens,
+            &mut self.block_tables,
+            &mut self.logits_indices,
+        ] {
+            v.clear();
+        }
+    }
+
+    /// The step these buffers describe, with block table rows `max_blocks_per_seq` wide.
+    fn batch(&self, max_blocks_per_seq: usize) -> AttentionBatch<'_> {
+        AttentionBatch {
+            input_ids: &self.input_ids,
+            positions: &self.positions,
+            slot_mapping: &self.slot_mapping,
+            query_start_loc: &self.query_start_loc,
+            seq_lens: &self.seq_lens,
+            block_tables: &self.block_tables,
+            max_blocks_per_seq,
+            logits_indices: &self.logits_indices,
+        }
+    }
+}
+
 /// The longest context a decode graph covers (vLLM's `max_seq_len_to_capture` default).
 const MAX_SEQ_LEN_TO_CAPTURE: usize = 8192;
 
@@ -131,17 +161,7 @@ impl<B: Backend> ModelRunner<B> {
     fn build(&mut self, seqs: &[SeqInput<'_>]) -> Result<usize> {
         let bs = self.kv_spec.block_size;
         let b = &mut self.buf;
-        for v in [
-            &mut b.input_ids,
-            &mut b.positions,
-            &mut b.slot_mapping,
-            &mut b.query_start_loc,
-            &mut b.seq_lens,
-            &mut b.block_tables,
-            &mut b.logits_indices,
-        ] {
-            v.clear();
-        }
+        b.clear();
         let max_blocks = seqs
             .iter()
             .map(|s| (s.num_computed_tokens + s.tokens.len()).div_ceil(bs))
@@ -213,17 +233,7 @@ impl<B: Backend> ModelRunner<B> {
     fn build_padded(&mut self, seqs: &[SeqInput<'_>], bucket: usize, width: usize) -> Option<()> {
         let bs = self.kv_spec.block_size;
         let b = &mut self.buf;
-        for v in [
-            &mut b.input_ids,
-            &mut b.positions,
-            &mut b.slot_mapping,
-            &mut b.query_start_loc,
-            &mut b.seq_lens,
-            &mut b.block_tables,
-            &mut b.logits_indices,
-        ] {
-            v.clear();
-        }
+        b.clear();
         b.query_start_loc.push(0);
         for i in 0..bucket {
             let (token, pos, table): (u32, usize, &[u32]) = match seqs.get(i) {
@@ -266,16 +276,7 @@ impl<B: Backend> ModelRunner<B> {
             return Ok(None);
         }
         let b = &self.buf;
-        let batch = AttentionBatch {
-            input_ids: &b.input_ids,
-            positions: &b.positions,
-            slot_mapping: &b.slot_mapping,
-            query_start_loc: &b.query_start_loc,
-            seq_lens: &b.seq_lens,
-            block_tables: &b.block_tables,
-            max_blocks_per_seq: width,
-            logits_indices: &b.logits_indices,
-        };
+        let batch = b.batch(width);
         batch
             .validate(self.kv_spec.block_size)
             .map_err(ExecutorError::InvalidStep)?;
@@ -343,17 +344,7 @@ impl<B: Backend> ModelRunner<B> {
             )));
         }
         let max_blocks = self.build(seqs)?;
-        let b = &self.buf;
-        let batch = AttentionBatch {
-            input_ids: &b.input_ids,
-            positions: &b.positions,
-            slot_mapping: &b.slot_mapping,
-            query_start_loc: &b.query_start_loc,
-            seq_lens: &b.seq_lens,
-            block_tables: &b.block_tables,
-            max_blocks_per_seq: max_blocks,
-            logits_indices: &b.logits_indices,
-        };
+        let batch = self.buf.batch(max_blocks);
         batch
             .validate(self.kv_spec.block_size)
             .map_err(ExecutorError::InvalidStep)?;
