@@ -76,18 +76,21 @@ impl Renderer {
         Value::Object(self.envelope(true, vec![choice]))
     }
 
-    /// The chunks for one delta: its text (if any), then its finish (if any).
+    /// The chunks for one delta: its text (if any), then its finish (if any). Tokens whose text
+    /// is held back still get a chunk with empty text, unless the finish chunk follows anyway.
     pub fn delta_chunks(&self, d: &Delta) -> Vec<Value> {
         let mut out = Vec::new();
         let has_body = !d.content.is_empty()
             || !d.reasoning.is_empty()
             || !d.tool_calls.is_empty()
-            || !d.logprobs.is_empty();
+            || !d.logprobs.is_empty()
+            || (d.new_tokens > 0 && d.finish_reason.is_none());
         if has_body {
             let choice = match self.kind {
                 Kind::Chat => {
                     let mut delta = Map::new();
-                    if !d.content.is_empty() {
+                    if !d.content.is_empty() || (d.reasoning.is_empty() && d.tool_calls.is_empty())
+                    {
                         delta.insert("content".into(), Value::String(d.content.clone()));
                     }
                     if !d.reasoning.is_empty() {

@@ -89,6 +89,49 @@ async fn chat_whole_response() {
 }
 
 #[tokio::test]
+async fn every_token_gets_a_chunk_even_while_its_text_is_held_back() {
+    let app = TestApp::new();
+    let script_len = app.engine.script.lock().expect("lock").len();
+    // "from the fake" is a prefix of the stop string, so its text waits until " engine." breaks
+    // the match; the tokens still reach the client one chunk each, as vLLM streams them.
+    let body = json!({"prompt": "x", "stream": true, "max_tokens": 64,
+                      "stop": ["from the fake robot"],
+                      "stream_options": {"include_usage": true}});
+    let (s, events) = app.post_stream("/v1/completions", &body).await;
+    assert_eq!(s, StatusCode::OK);
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).expect("json"))
+        .collect();
+    let token_chunks: Vec<&Value> = chunks
+        .iter()
+        .filter_map(|c| c["choices"].get(0))
+        .filter(|ch| ch["finish_reason"].is_null())
+        .collect();
+    assert_eq!(token_chunks.len(), script_len, "{chunks:?}");
+    assert!(token_chunks.iter().any(|ch| ch["text"] == ""), "{chunks:?}");
+    let text: String = token_chunks
+        .iter()
+        .filter_map(|ch| ch["text"].as_str())
+        .collect();
+    assert_eq!(text, "Hello from the fake engine.");
+
+    let mut body = chat("hi");
+    body["stream"] = json!(true);
+    body["stop"] = json!(["from the fake robot"]);
+    let (_, events) = app.post_stream("/v1/chat/completions", &body).await;
+    let content: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str::<Value>(e).expect("json"))
+        .skip(1) // the role announcement
+        .filter(|c| c["choices"][0]["finish_reason"].is_null())
+        .map(|c| c["choices"][0]["delta"]["content"].clone())
+        .collect();
+    assert_eq!(content.len(), script_len);
+    assert!(content.iter().all(Value::is_string), "{content:?}");
+}
+
+#[tokio::test]
 async fn chat_stream_with_usage() {
     let app = TestApp::new();
     let mut body = chat("hi");

@@ -71,6 +71,11 @@ pub struct Delta {
     pub finish_reason: Option<FinishReason>,
     /// The stop string or stop token id that ended the choice.
     pub stop_reason: Option<Value>,
+    /// How many generated tokens this delta covers. A streamed response sends one chunk per
+    /// engine output that produced tokens, even when their text is still held back (half a
+    /// character, a possible stop string, a tool call being parsed), so that clients see the
+    /// model's pace as vLLM's stream shows it.
+    pub new_tokens: usize,
 }
 
 impl Delta {
@@ -80,6 +85,7 @@ impl Delta {
             && self.tool_calls.is_empty()
             && self.logprobs.is_empty()
             && self.finish_reason.is_none()
+            && self.new_tokens == 0
     }
 }
 
@@ -198,7 +204,8 @@ impl ChoiceState {
         }
         self.prompt_tokens = out.num_prompt_tokens.max(self.prompt_tokens);
         self.cached_tokens = out.num_cached_tokens;
-        self.completion_tokens += out.new_token_ids.len();
+        let new_tokens = out.new_token_ids.len();
+        self.completion_tokens += new_tokens;
         let decode_err = |e: ferrum_tokenizer::TokenizerError| {
             ApiError::Internal(format!("detokenization failed: {e}"))
         };
@@ -254,6 +261,7 @@ impl ChoiceState {
             index: self.index,
             logprobs,
             stop_reason,
+            new_tokens,
             ..Delta::default()
         };
         let (mut reasoning, mut content) = match &mut self.reasoning {
