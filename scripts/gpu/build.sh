@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 mkdir -p .gpu
 grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
-for t in cuda_kernels cuda_parity cuda_sampling cuda_attention; do
+for t in cuda_kernels cuda_parity cuda_sampling cuda_attention cuda_linear; do
   [ -f "crates/ferrum-backend/tests/$t.rs" ] || continue
   exe=$(cargo test --release -p ferrum-backend --test "$t" --no-run --message-format=json 2>/dev/null \
     | python3 -c 'import sys,json;[print(m["executable"]) for m in map(json.loads,sys.stdin) if m.get("executable")]' | tail -1)

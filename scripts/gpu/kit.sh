@@ -23,16 +23,20 @@ done
 export LD_LIBRARY_PATH FERRUM_CACHE_DIR=${FERRUM_CACHE_DIR:-/tmp/ferrum-cache}
 export PYTHONUNBUFFERED=1
 status=0
-{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; date -u; } 2>&1 | tee "$OUT/env.txt"
-python3 scripts/gpu/make_models.py --root "$ROOT" --shapes "$SHAPES" 2>&1 | tee "$OUT/make_models.log" || status=1
-"$BIN/cuda_kernels" --test-threads 1 2>&1 | tee "$OUT/cuda_kernels.log" || status=1
+# Few files: the device tool brings back at most 8 from $OUT.
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; date -u; } 2>&1 | tee "$OUT/models.log"
+python3 scripts/gpu/make_models.py --root "$ROOT" --shapes "$SHAPES" 2>&1 | tee -a "$OUT/models.log" || status=1
+echo "== cuda_kernels" > "$OUT/tests.log"
+"$BIN/cuda_kernels" --test-threads 1 2>&1 | tee -a "$OUT/tests.log" || status=1
 # Device sampling against the host sampler; attention kernels against a naive reference, with
 # the kernels' timings.
-for t in cuda_sampling cuda_attention; do
+for t in cuda_sampling cuda_attention cuda_linear; do
   [ -x "$BIN/$t" ] || continue
-  "$BIN/$t" --test-threads 1 --include-ignored --nocapture 2>&1 | tee "$OUT/$t.log" || status=1
+  echo "== $t" >> "$OUT/tests.log"
+  "$BIN/$t" --test-threads 1 --include-ignored --nocapture 2>&1 | tee -a "$OUT/tests.log" || status=1
 done
-FERRUM_PARITY_DIR="$ROOT" "$BIN/cuda_parity" --test-threads 1 --nocapture 2>&1 | tee "$OUT/cuda_parity.log" || status=1
+echo "== cuda_parity" >> "$OUT/tests.log"
+FERRUM_PARITY_DIR="$ROOT" "$BIN/cuda_parity" --test-threads 1 --nocapture 2>&1 | tee -a "$OUT/tests.log" || status=1
 # 5. The engine end to end on CUDA (a tiny tokenizer stands in: prompts are token ids anyway):
 #    start-up time and memory plan, greedy generation, offline throughput (vLLM's workloads,
 #    fewer prompts on the 1024-token-input workload to keep the run short).
@@ -43,6 +47,11 @@ if [ -x "$BIN/ferrum" ] && [ -n "${ENGINE_MODELS:-llama3-8b}" ]; then
     "$BIN/ferrum" generate --model "$ROOT/$m" --device cuda \
       --prompt "hello world" --max-tokens 64 --ignore-eos --temperature 0 --print-token-ids \
       2>&1 | tee -a "$OUT/engine.log" || status=1
+    # Time per op, one op at a time (PROFILE=1): where a decode step's time goes.
+    if [ -n "${PROFILE:-}" ]; then
+      FERRUM_CUDA_PROFILE=1 "$BIN/ferrum" generate --model "$ROOT/$m" --device cuda \
+        --prompt "hello world" --max-tokens 32 --ignore-eos --temperature 0 2>&1 | tail -40 >> "$OUT/engine.log"
+    fi
     timeout ${TPUT_TIMEOUT:-150} "$BIN/ferrum" bench throughput --model "$ROOT/$m" --device cuda \
       --num-prompts ${TPUT_N1:-1000} --random-input-len 202 --random-output-len 179 --max-num-seqs 256 \
       --max-num-batched-tokens 8192 --output-json "$ROOT/tput_${m}_202_179.json" 2>&1 | tail -5 | tee -a "$OUT/engine.log"
@@ -73,7 +82,8 @@ if [ -n "${SERVE_MODEL:-}" ] && [ -d "$ROOT/$SERVE_MODEL" ] && [ -x "$BIN/ferrum
       --percentile-metrics ttft,tpot,itl,e2el --metric-percentiles 50,99 2>&1 | tail -32 >> "$OUT/engine.log"
   done
   kill "$pid" 2>/dev/null
-  grep -iE "memory plan|GPU memory|KV cache" "$ROOT/serve.log" | head -5 >> "$OUT/engine.log"
+  echo "== serve log (start-up)" >> "$OUT/engine.log"
+  head -12 "$ROOT/serve.log" | cut -c1-300 >> "$OUT/engine.log"
 fi
 # 6. transformers on the same saved models, as the measured baseline.
 if [ -n "${HF_MODELS:-}" ]; then

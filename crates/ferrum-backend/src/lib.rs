@@ -97,6 +97,38 @@ pub trait Backend: Send + Sync {
         rows: usize,
         out: &mut Self::Activations,
     ) -> Result<()>;
+    /// The q, k and v projections of one input (`linear` with each weight and bias); backends
+    /// that can read `x` once for all three override it.
+    fn linear_qkv(
+        &self,
+        x: &Self::Activations,
+        proj: [(&Self::Weight, Option<&Self::Weight>); 3],
+        rows: usize,
+        q: &mut Self::Activations,
+        k: &mut Self::Activations,
+        v: &mut Self::Activations,
+    ) -> Result<()> {
+        self.linear(x, proj[0].0, proj[0].1, rows, q)?;
+        self.linear(x, proj[1].0, proj[1].1, rows, k)?;
+        self.linear(x, proj[2].0, proj[2].1, rows, v)
+    }
+    /// `out = silu(x · gateᵀ) * (x · upᵀ)`. `gate_buf` and `up_buf` receive the projections
+    /// where a backend computes them as separate ops; a fused backend may leave them untouched.
+    #[allow(clippy::too_many_arguments)]
+    fn gate_up_silu(
+        &self,
+        x: &Self::Activations,
+        gate: &Self::Weight,
+        up: &Self::Weight,
+        rows: usize,
+        gate_buf: &mut Self::Activations,
+        up_buf: &mut Self::Activations,
+        out: &mut Self::Activations,
+    ) -> Result<()> {
+        self.linear(x, gate, None, rows, gate_buf)?;
+        self.linear(x, up, None, rows, up_buf)?;
+        self.silu_mul(gate_buf, up_buf, rows, out)
+    }
     /// Rotates the query and key heads of every token at its position.
     fn rotary(
         &self,

@@ -10,6 +10,11 @@ fn attention_kernels() -> impl Iterator<Item = String> {
         .flat_map(|d| [format!("attn_prefill_{d}"), format!("attn_decode_{d}")])
 }
 
+/// The small-batch linear kernels, one per row count.
+fn gemv_kernels() -> impl Iterator<Item = String> {
+    (1..=8).flat_map(|m| [format!("gemv_{m}"), format!("gemv_silu_{m}")])
+}
+
 #[test]
 fn kernels_compile_for_ampere_ada_and_hopper() {
     if !cuda::nvrtc_present() {
@@ -39,6 +44,7 @@ fn kernels_compile_for_ampere_ada_and_hopper() {
         .into_iter()
         .map(String::from)
         .chain(attention_kernels())
+        .chain(gemv_kernels())
         {
             assert!(
                 ptx.contains(&format!(".entry {name}(")),

@@ -211,7 +211,7 @@ pub fn run(mut args: GenerateArgs) -> Result<std::process::ExitCode> {
             serde_json::json!({"prompt_token_ids": prompt, "output_token_ids": out_ids})
         );
     }
-    engine.shutdown();
+    engine.shutdown_and_wait(std::time::Duration::from_secs(10));
     Ok(std::process::ExitCode::SUCCESS)
 }
 
@@ -306,6 +306,6 @@ fn run_file(args: &GenerateArgs, file: &PathBuf) -> Result<std::process::ExitCod
         jobs.len(),
         generated as f64 / secs.max(1e-9)
     );
-    engine.shutdown();
+    engine.shutdown_and_wait(std::time::Duration::from_secs(10));
     Ok(std::process::ExitCode::SUCCESS)
 }

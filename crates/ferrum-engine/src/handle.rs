@@ -60,6 +60,20 @@ impl EngineHandle {
     pub fn shutdown(&self) {
         let _ = self.commands.send(Command::Shutdown);
     }
+
+    /// [`shutdown`](Self::shutdown), then blocks until the engine thread has released the
+    /// model and the device, or `timeout` has passed. For command-line tools about to exit.
+    pub fn shutdown_and_wait(&self, timeout: std::time::Duration) -> bool {
+        self.shutdown();
+        let t = std::time::Instant::now();
+        while self.dead.borrow().is_none() {
+            if t.elapsed() >= timeout {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        true
+    }
 }
 
 /// One request's outputs, in order; the last one carries a finish reason.

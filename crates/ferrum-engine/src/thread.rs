@@ -94,16 +94,24 @@ fn start_cuda(
     max_model_len: usize,
 ) -> Result<(EngineHandle, EngineInfo), EngineError> {
     let (free0, total) = backend.memory_info().map_err(|e| startup(&e))?;
+    let t = std::time::Instant::now();
     let model = DecoderModel::load(&backend, bundle.config.clone(), bundle.weights.as_ref())
         .map_err(|e| {
             EngineError::Startup(format!("loading the weights on {}: {e}", backend.name()))
         })?;
+    // Waits for the last copies, so the time is the whole upload.
     let (free1, _) = backend.memory_info().map_err(|e| startup(&e))?;
     let mem = GpuMemory {
         total,
         used: total.saturating_sub(free1),
         weights: free0.saturating_sub(free1),
     };
+    let secs = t.elapsed().as_secs_f64();
+    tracing::info!(
+        seconds = format!("{secs:.2}"),
+        gb_per_s = format!("{:.1}", mem.weights as f64 / secs.max(1e-9) / 1e9),
+        "weights on the device"
+    );
     let workspace = workspace_bytes(
         &bundle.config,
         config.max_num_batched_tokens,
@@ -213,6 +221,9 @@ fn launch<B: Backend + 'static>(
                 generation_tokens_total: 0,
             };
             let reason = lp.run(cmd_rx);
+            // The model and device go before `dead` is set: a caller that waits for it knows
+            // the device is released (and its drop-time reports written).
+            drop(lp);
             if let Some(r) = &reason {
                 tracing::error!(reason = %r, "engine stopped");
             }

@@ -262,9 +262,18 @@ impl<B: Backend> DecoderModel<B> {
                 )?;
             }
             // 2. Projections.
-            backend.linear(&ws.normed, &l.q_proj, l.q_bias.as_ref(), n, &mut ws.q)?;
-            backend.linear(&ws.normed, &l.k_proj, l.k_bias.as_ref(), n, &mut ws.k)?;
-            backend.linear(&ws.normed, &l.v_proj, l.v_bias.as_ref(), n, &mut ws.v)?;
+            backend.linear_qkv(
+                &ws.normed,
+                [
+                    (&l.q_proj, l.q_bias.as_ref()),
+                    (&l.k_proj, l.k_bias.as_ref()),
+                    (&l.v_proj, l.v_bias.as_ref()),
+                ],
+                n,
+                &mut ws.q,
+                &mut ws.k,
+                &mut ws.v,
+            )?;
             // 3. Per-head q/k norm (Qwen3), then rotary.
             if let (Some(qn), Some(kn)) = (&l.q_norm, &l.k_norm) {
                 backend.head_rms_norm(&mut ws.q, qn, eps, c.head_dim, n)?;
@@ -284,9 +293,15 @@ impl<B: Backend> DecoderModel<B> {
                 n,
                 &mut ws.normed,
             )?;
-            backend.linear(&ws.normed, &l.gate_proj, None, n, &mut ws.gate)?;
-            backend.linear(&ws.normed, &l.up_proj, None, n, &mut ws.up)?;
-            backend.silu_mul(&ws.gate, &ws.up, n, &mut ws.act)?;
+            backend.gate_up_silu(
+                &ws.normed,
+                &l.gate_proj,
+                &l.up_proj,
+                n,
+                &mut ws.gate,
+                &mut ws.up,
+                &mut ws.act,
+            )?;
             backend.linear(&ws.act, &l.down_proj, None, n, &mut ws.proj)?;
         }
         backend.add_rms_norm(

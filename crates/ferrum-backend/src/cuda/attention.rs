@@ -30,8 +30,9 @@ const DECODE_MAX_HEADS: usize = 8;
 /// Decode grids aim for about this many blocks (a few waves on 100+ SMs) before splitting a
 /// context further adds merge work for nothing.
 const DECODE_TARGET_BLOCKS: usize = 2048;
-/// The shortest chunk worth its own block: 2 rounds of the block's 4 × 32 lanes.
-const DECODE_MIN_CHUNK: usize = 256;
+/// The shortest chunk worth its own block: one round of the block's 4 × 32 lanes (a short
+/// context of a small batch is latency-bound: more blocks, not longer ones).
+const DECODE_MIN_CHUNK: usize = 128;
 
 /// The attention work lists of one batch, derived on the host.
 pub(crate) struct AttentionWork {
@@ -102,12 +103,17 @@ fn largest_divisor_at_most(n: usize, cap: usize) -> usize {
 }
 
 /// `(chunk, nchunks)` for `items` (token, head group) pairs whose longest context is `ctx`.
+///
+/// Chunks are never shorter than `DECODE_MIN_CHUNK`, so while `ctx ≤ want · DECODE_MIN_CHUNK`
+/// the chunk is exactly that long whatever `ctx` is: a step run op by op and the same step
+/// replayed from a recording made for a wider table then cut every context at the same keys,
+/// and (a single chunk's merge being exact) give the same bits.
 fn decode_split(items: usize, ctx: usize) -> (usize, usize) {
     let want = DECODE_TARGET_BLOCKS.div_ceil(items.max(1));
     let most = ctx.div_ceil(DECODE_MIN_CHUNK).max(1);
     let n = want.clamp(1, most);
     // Whole warps of keys per chunk; rounding up may leave fewer chunks than `n`.
-    let chunk = ctx.div_ceil(n).next_multiple_of(32).max(32);
+    let chunk = ctx.div_ceil(n).next_multiple_of(32).max(DECODE_MIN_CHUNK);
     (chunk, ctx.div_ceil(chunk).max(1))
 }
 
@@ -399,6 +405,13 @@ mod tests {
         for (items, ctx) in [(1, 1), (1, 100_000), (3, 3000), (700, 257)] {
             let (chunk, n) = decode_split(items, ctx);
             assert!(chunk >= 32 && chunk % 32 == 0 && (n - 1) * chunk < ctx && n * chunk >= ctx);
+        }
+        // A short context and the widest table of a recording cut at the same keys.
+        for (items, widest) in [(8, 32_768), (16, 16_384), (64, 4096)] {
+            let (short, n) = decode_split(items, 20);
+            assert_eq!((short, n), (DECODE_MIN_CHUNK, 1));
+            assert_eq!(decode_split(items, 1000).0, DECODE_MIN_CHUNK);
+            assert_eq!(decode_split(items, widest).0, DECODE_MIN_CHUNK);
         }
     }
 }

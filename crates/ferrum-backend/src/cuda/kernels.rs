@@ -19,15 +19,44 @@ use sha2::{Digest, Sha256};
 use super::CudaError;
 
 /// The kernel sources, concatenated in this order into one compilation unit.
-const SOURCES: [(&str, &str); 7] = [
+const SOURCES: [(&str, &str); 9] = [
     ("common.cuh", include_str!("kernels/common.cuh")),
     ("embedding.cu", include_str!("kernels/embedding.cu")),
     ("norm.cu", include_str!("kernels/norm.cu")),
     ("rope.cu", include_str!("kernels/rope.cu")),
     ("kv_cache.cu", include_str!("kernels/kv_cache.cu")),
     ("attention.cu", include_str!("kernels/attention.cu")),
+    (
+        "attention_reference.cu",
+        include_str!("kernels/attention_reference.cu"),
+    ),
     ("sampling.cu", include_str!("kernels/sampling.cu")),
+    ("gemv.cu", include_str!("kernels/gemv.cu")),
 ];
+
+/// Most rows the small-batch linear kernels take (`gemv_<M>`, `gemv_silu_<M>` for M in 1..=8).
+pub const GEMV_MAX_ROWS: usize = 8;
+
+/// Output rows per block of `gemv_<m>` (`gemv_rows` in `gemv.cu`).
+pub fn gemv_block_rows(m: usize) -> usize {
+    if m <= 2 {
+        4
+    } else {
+        8
+    }
+}
+
+/// Output rows per block of `gemv_silu_<m>` (`gemv_silu_rows` in `gemv.cu`).
+pub fn gemv_silu_block_rows(m: usize) -> usize {
+    if m <= 2 {
+        2
+    } else {
+        4
+    }
+}
+
+/// Threads per block of those kernels (`GEMV_THREADS` in `gemv.cu`).
+pub const GEMV_THREADS: u32 = 128;
 
 /// Head sizes with attention kernel instances (`attn_prefill_<D>`, `attn_decode_<D>` and the
 /// reference `paged_attention_<D>`).
@@ -159,6 +188,10 @@ pub struct Kernels {
     /// One set per entry of [`ATTENTION_HEAD_DIMS`].
     pub attention: Vec<(usize, AttentionKernels)>,
     pub attn_decode_merge: CudaFunction,
+    /// `gemv[M - 1]` for M in 1..=[`GEMV_MAX_ROWS`].
+    pub gemv: Vec<CudaFunction>,
+    /// `gemv_silu[M - 1]`, likewise.
+    pub gemv_silu: Vec<CudaFunction>,
 }
 
 /// The attention kernels of one head size (see `kernels/attention.cu`).
@@ -193,7 +226,15 @@ impl Kernels {
                 },
             ));
         }
+        let gemv = (1..=GEMV_MAX_ROWS)
+            .map(|m| f(&format!("gemv_{m}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let gemv_silu = (1..=GEMV_MAX_ROWS)
+            .map(|m| f(&format!("gemv_silu_{m}")))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
+            gemv,
+            gemv_silu,
             embedding: f("embedding")?,
             gather_rows: f("gather_rows")?,
             rms_norm: f("rms_norm")?,

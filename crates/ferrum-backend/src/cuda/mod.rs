@@ -18,6 +18,7 @@ mod kernels;
 mod profile;
 mod sampling;
 mod tensor;
+mod upload;
 
 use std::sync::Arc;
 
@@ -69,6 +70,8 @@ macro_rules! launch {
 
 // After `launch!`, which it uses.
 mod attention;
+mod linear;
+mod norm;
 use attention::AttentionWork;
 
 /// Threads per block of the row-wise kernels.
@@ -102,12 +105,18 @@ pub struct CudaBackend {
     info: CudaDeviceInfo,
     profile: Option<profile::Profile>,
     graphs: graph::GraphState,
+    /// Steps of at most `kernels::GEMV_MAX_ROWS` rows use our GEMV kernels rather than cuBLAS
+    /// (`FERRUM_CUDA_GEMV=0` turns them off, to compare).
+    small_gemv: bool,
+    /// Made at the first weight upload and kept (64 MiB of page-locked host memory).
+    staging: std::sync::Mutex<Option<upload::Staging>>,
 }
 
 impl Drop for CudaBackend {
     fn drop(&mut self) {
         if let Some(p) = &self.profile {
-            tracing::info!("{}", p.report());
+            // Asked for by name (FERRUM_CUDA_PROFILE): shown whatever the log level.
+            eprintln!("{}", p.report());
         }
     }
 }
@@ -115,6 +124,7 @@ impl Drop for CudaBackend {
 impl CudaBackend {
     /// Opens device `ordinal`, compiles (or loads cached) kernels and creates the cuBLAS handle.
     pub fn new(ordinal: usize) -> std::result::Result<Self, CudaError> {
+        let t = std::time::Instant::now();
         let info = probe(ordinal)?;
         let ctx = CudaContext::new(ordinal)?;
         // SAFETY: the backend uses a single stream, so cudarc's cross-stream event tracking is
@@ -123,6 +133,11 @@ impl CudaBackend {
         let stream = ctx.new_stream()?;
         let blas = blas::Blas::new(stream.clone())?;
         let k = kernels::Kernels::load(&ctx, info.arch)?;
+        tracing::info!(
+            device = %info.name,
+            seconds = format!("{:.2}", t.elapsed().as_secs_f64()),
+            "CUDA context, kernels and cuBLAS ready"
+        );
         Ok(Self {
             ctx,
             stream,
@@ -131,6 +146,8 @@ impl CudaBackend {
             info,
             profile: profile::Profile::from_env(),
             graphs: graph::GraphState::default(),
+            staging: std::sync::Mutex::new(None),
+            small_gemv: std::env::var("FERRUM_CUDA_GEMV").map_or(true, |v| v != "0"),
         })
     }
 
@@ -252,11 +269,16 @@ impl Backend for CudaBackend {
 
     fn load_weight(&self, tensor: &HostTensor<'_>) -> Result<CudaWeight> {
         let (rows, cols) = tensor.matrix_dims();
-        let bits = tensor::to_bf16_bits(tensor)?;
-        let mut data = self.alloc_u16(bits.len(), "weight")?;
-        self.stream
-            .memcpy_htod(&bits, &mut data)
-            .map_err(CudaError::from)?;
+        let mut data = self.alloc_u16(tensor.numel(), "weight")?;
+        let mut staging = self
+            .staging
+            .lock()
+            .map_err(|_| CudaError::Driver("weight staging lock poisoned".into()))?;
+        let staging = match &mut *staging {
+            Some(s) => s,
+            empty => empty.insert(upload::Staging::new(&self.ctx)?),
+        };
+        staging.upload(&self.stream, tensor, &mut data)?;
         Ok(CudaWeight { data, rows, cols })
     }
 
@@ -418,26 +440,7 @@ impl Backend for CudaBackend {
         rows: usize,
         out: &mut CudaActivations,
     ) -> Result<()> {
-        let _t = self.timer(|| "rms_norm".into());
-        self.check_vector(weight, x.cols, "rms_norm weight")?;
-        x.check_rows(rows, "rms_norm input")?;
-        out.check_rows(rows, "rms_norm output")?;
-        if rows == 0 {
-            return Ok(());
-        }
-        let (o, i, w) = (self.a(&out.data), self.a(&x.data), self.a(&weight.data));
-        let cols = as_u32(x.cols, "cols")?;
-        launch!(
-            self,
-            &self.k.rms_norm,
-            "rms_norm",
-            grid(rows, 1, ROW_THREADS)?,
-            &o,
-            &i,
-            &w,
-            &cols,
-            &eps
-        )
+        self.rms_norm_op(x, weight, eps, rows, out)
     }
 
     fn add_rms_norm(
@@ -449,33 +452,7 @@ impl Backend for CudaBackend {
         rows: usize,
         out: &mut CudaActivations,
     ) -> Result<()> {
-        let _t = self.timer(|| "add_rms_norm".into());
-        self.check_vector(weight, x.cols, "add_rms_norm weight")?;
-        residual.check_rows(rows, "residual")?;
-        x.check_rows(rows, "add_rms_norm input")?;
-        out.check_rows(rows, "add_rms_norm output")?;
-        if rows == 0 {
-            return Ok(());
-        }
-        let (o, r, i, w) = (
-            self.a(&out.data),
-            self.a(&residual.data),
-            self.a(&x.data),
-            self.a(&weight.data),
-        );
-        let cols = as_u32(x.cols, "cols")?;
-        launch!(
-            self,
-            &self.k.add_rms_norm,
-            "add_rms_norm",
-            grid(rows, 1, ROW_THREADS)?,
-            &o,
-            &r,
-            &i,
-            &w,
-            &cols,
-            &eps
-        )
+        self.add_rms_norm_op(residual, x, weight, eps, rows, out)
     }
 
     fn head_rms_norm(
@@ -486,35 +463,7 @@ impl Backend for CudaBackend {
         head_dim: usize,
         rows: usize,
     ) -> Result<()> {
-        let _t = self.timer(|| "head_rms_norm".into());
-        self.check_vector(weight, head_dim, "head_rms_norm weight")?;
-        x.check_rows(rows, "head_rms_norm")?;
-        if head_dim == 0 || !x.cols.is_multiple_of(head_dim) {
-            return Err(BackendError::Shape {
-                what: "head_rms_norm".into(),
-                expected: format!("head_dim dividing {}", x.cols),
-                got: head_dim.to_string(),
-            });
-        }
-        if rows == 0 {
-            return Ok(());
-        }
-        let heads = rows * x.cols / head_dim;
-        let (p, w) = (self.a(&x.data), self.a(&weight.data));
-        let (h, d) = (as_u32(heads, "heads")?, as_u32(head_dim, "head_dim")?);
-        // 4 warps per block, one head per warp.
-        let cfg = grid(heads.div_ceil(4), 1, 128)?;
-        launch!(
-            self,
-            &self.k.head_rms_norm,
-            "head_rms_norm",
-            cfg,
-            &p,
-            &w,
-            &h,
-            &d,
-            &eps
-        )
+        self.head_rms_norm_op(x, weight, eps, head_dim, rows)
     }
 
     fn linear(
@@ -525,52 +474,32 @@ impl Backend for CudaBackend {
         rows: usize,
         out: &mut CudaActivations,
     ) -> Result<()> {
-        let _t = self.timer(|| {
-            format!(
-                "linear {}->{} (≤{} rows)",
-                weight.cols,
-                weight.rows,
-                rows.next_power_of_two()
-            )
-        });
-        if x.cols != weight.cols || out.cols != weight.rows {
-            return Err(BackendError::Shape {
-                what: "linear".into(),
-                expected: format!(
-                    "[{rows}, {}] · [{}, {}]ᵀ",
-                    weight.cols, weight.rows, weight.cols
-                ),
-                got: format!("[{rows}, {}] into [{rows}, {}]", x.cols, out.cols),
-            });
-        }
-        x.check_rows(rows, "linear input")?;
-        out.check_rows(rows, "linear output")?;
-        if let Some(b) = bias {
-            self.check_vector(b, weight.rows, "linear bias")?;
-        }
-        if rows == 0 {
-            return Ok(());
-        }
-        let (xa, wa, ya) = (self.a(&x.data), self.a(&weight.data), self.a(&out.data));
-        // cuBLAS runs in the calling thread's current context, and the engine thread is not
-        // the one that created the handle.
-        self.ctx.bind_to_thread().map_err(CudaError::from)?;
-        self.blas
-            .linear(xa, wa, ya, rows, weight.cols, weight.rows)?;
-        if let Some(bias) = bias {
-            let ba = self.a(&bias.data);
-            let cols = as_u32(out.cols, "cols")?;
-            launch!(
-                self,
-                &self.k.add_bias,
-                "add_bias",
-                grid(rows, 1, ROW_THREADS)?,
-                &ya,
-                &ba,
-                &cols
-            )?;
-        }
-        Ok(())
+        self.linear_op(x, weight, bias, rows, out)
+    }
+
+    fn linear_qkv(
+        &self,
+        x: &CudaActivations,
+        proj: [(&CudaWeight, Option<&CudaWeight>); 3],
+        rows: usize,
+        q: &mut CudaActivations,
+        k: &mut CudaActivations,
+        v: &mut CudaActivations,
+    ) -> Result<()> {
+        self.linear_qkv_op(x, proj, rows, [q, k, v])
+    }
+
+    fn gate_up_silu(
+        &self,
+        x: &CudaActivations,
+        gate: &CudaWeight,
+        up: &CudaWeight,
+        rows: usize,
+        gate_buf: &mut CudaActivations,
+        up_buf: &mut CudaActivations,
+        out: &mut CudaActivations,
+    ) -> Result<()> {
+        self.gate_up_silu_op(x, gate, up, rows, gate_buf, up_buf, out)
     }
 
     fn rotary(
@@ -616,11 +545,12 @@ impl Backend for CudaBackend {
         let hd = as_u32(head_dim, "head_dim")?;
         let half = as_u32(rope.half, "rotary half")?;
         let il = u32::from(rope.interleaved);
+        let pairs = (q.cols / head_dim + k.cols / head_dim) * rope.half;
         launch!(
             self,
             &self.k.rotary,
             "rotary",
-            grid(n, 1, 128)?,
+            grid(n, pairs.div_ceil(128), 128)?,
             &qa,
             &ka,
             &ca,
@@ -674,7 +604,7 @@ impl Backend for CudaBackend {
             self,
             &self.k.write_kv,
             "write_kv",
-            grid(n, 1, 128)?,
+            grid(n, width.div_ceil(128), 128)?,
             &kc,
             &vc,
             &ka,

@@ -1,6 +1,6 @@
 //! Per-op timing for diagnosis (`FERRUM_CUDA_PROFILE=1`): every op waits for the device before
 //! and after itself, so each entry is that op's device time plus its launch cost, with no
-//! overlap. Steps run slower while it is on; the table is logged when the backend is dropped.
+//! overlap. Steps run slower while it is on; the table is printed to stderr when the backend is dropped.
 //!
 //! Invariant: when the variable is unset the guard is a no-op (no synchronization, no lock).
 

@@ -15,39 +15,12 @@
 //!   than one query in the step, and the token rows of sequences with exactly one.
 
 use cudarc::driver::{CudaSlice, CudaStream, DevicePtr};
-use ferrum_types::DType;
 
-use crate::{BackendError, HostTensor, KvCacheSpec, Result};
+use crate::{BackendError, KvCacheSpec, Result};
 
 /// The device address of a buffer (the backend runs on one stream, so no event tracking).
 pub(crate) fn addr<T>(s: &CudaSlice<T>, stream: &CudaStream) -> u64 {
     s.device_ptr(stream).0
-}
-
-/// Converts a dense checkpoint tensor to bf16 bits.
-pub(crate) fn to_bf16_bits(t: &HostTensor<'_>) -> Result<Vec<u16>> {
-    t.validate()?;
-    let d = &t.data;
-    Ok(match t.dtype {
-        DType::BF16 => d
-            .chunks_exact(2)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]))
-            .collect(),
-        DType::F16 => d
-            .chunks_exact(2)
-            .map(|c| half::bf16::from_f32(half::f16::from_le_bytes([c[0], c[1]]).to_f32()).to_bits())
-            .collect(),
-        DType::F32 => d
-            .chunks_exact(4)
-            .map(|c| half::bf16::from_f32(f32::from_le_bytes([c[0], c[1], c[2], c[3]])).to_bits())
-            .collect(),
-        other => {
-            return Err(BackendError::UnsupportedDType {
-                op: "CUDA weights (dense bf16/f16/f32 checkpoints only; GGUF quantized models run with --device cpu)",
-                dtype: other,
-            })
-        }
-    })
 }
 
 /// A parameter on the device: `rows × cols` bf16, row-major.

@@ -130,7 +130,7 @@ pub fn run(a: LatencyArgs) -> Result<std::process::ExitCode> {
     for i in 0..a.num_iters {
         latencies.push(run_batch(&engine, &prompts, &a, a.num_iters_warmup + i)?);
     }
-    engine.shutdown();
+    engine.shutdown_and_wait(std::time::Duration::from_secs(10));
     let avg = latencies.iter().sum::<f64>() / latencies.len() as f64;
     println!("Avg latency: {avg} seconds");
     let mut pct = serde_json::Map::new();

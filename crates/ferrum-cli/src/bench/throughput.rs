@@ -133,7 +133,7 @@ pub fn run(a: ThroughputArgs) -> Result<std::process::ExitCode> {
     })?;
     let secs = start.elapsed().as_secs_f64();
     let stats = engine.stats();
-    engine.shutdown();
+    engine.shutdown_and_wait(std::time::Duration::from_secs(10));
     let out_tokens: usize = samples.iter().map(|s| s.output_tokens).sum();
     let in_tokens: usize = requests.iter().map(|r| r.prompt_len).sum();
     let mean_ttft =

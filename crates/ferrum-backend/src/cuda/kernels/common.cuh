@@ -43,3 +43,20 @@ __device__ __forceinline__ float block_sum(float v) {
     float t = lane < nw ? partial[lane] : 0.0f;
     return warp_sum(t);
 }
+
+// Eight bf16 values of one 16-byte load as f32, and back (rounded to nearest even).
+__device__ __forceinline__ void unpack8(const uint4 v, float f[8]) {
+    const u32 w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        f[2 * i] = __uint_as_float(w[i] << 16);
+        f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+    }
+}
+
+__device__ __forceinline__ uint4 pack8(const float f[8]) {
+    u32 w[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) w[i] = (u32)f2bf(f[2 * i]) | ((u32)f2bf(f[2 * i + 1]) << 16);
+    return make_uint4(w[0], w[1], w[2], w[3]);
+}

@@ -1,12 +1,14 @@
 // Stores this step's keys and values at their slots. The layer's cache is
 // `[num_slots, num_kv_heads * head_dim]` for K and the same for V: a slot is one token of one
-// block (`block * block_size + offset`). One block of threads per token.
+// block (`block * block_size + offset`). Grid: (tokens, ceil(width / blockDim)), one value of
+// K and one of V per thread.
 extern "C" __global__ void write_kv(bf16* __restrict__ kc, bf16* __restrict__ vc,
                                     const bf16* __restrict__ k, const bf16* __restrict__ v,
                                     const u32* __restrict__ slots, u32 width) {
     const u32 t = blockIdx.x;
     const u64 s = slots[t];
-    for (u32 c = threadIdx.x; c < width; c += blockDim.x) {
+    const u32 c = blockIdx.y * blockDim.x + threadIdx.x;
+    if (c < width) {
         kc[s * width + c] = k[(u64)t * width + c];
         vc[s * width + c] = v[(u64)t * width + c];
     }

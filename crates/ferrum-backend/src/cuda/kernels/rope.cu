@@ -1,6 +1,7 @@
 // Rotary embedding of q and k at each token's position, from f32 cos/sin tables of
 // `[max_positions, half]`. `interleaved` pairs dimensions (2i, 2i+1) (GGUF Llama), otherwise
-// (i, i + half) as Hugging Face's rotate_half. One block per token.
+// (i, i + half) as Hugging Face's rotate_half. Grid: (tokens, ceil(pairs / blockDim)), one
+// pair per thread, so a decode step's few tokens still spread over many blocks.
 extern "C" __global__ void rotary(bf16* __restrict__ q, bf16* __restrict__ k,
                                   const float* __restrict__ cos_t, const float* __restrict__ sin_t,
                                   const u32* __restrict__ positions, u32 num_q_heads,
@@ -10,7 +11,8 @@ extern "C" __global__ void rotary(bf16* __restrict__ q, bf16* __restrict__ k,
     const float* cs = cos_t + p * half;
     const float* sn = sin_t + p * half;
     const u32 pairs = (num_q_heads + num_k_heads) * half;
-    for (u32 j = threadIdx.x; j < pairs; j += blockDim.x) {
+    const u32 j = blockIdx.y * blockDim.x + threadIdx.x;
+    if (j < pairs) {
         const u32 head = j / half, i = j % half;
         bf16* h = head < num_q_heads ? q + ((u64)t * num_q_heads + head) * head_dim
                                      : k + ((u64)t * num_k_heads + (head - num_q_heads)) * head_dim;

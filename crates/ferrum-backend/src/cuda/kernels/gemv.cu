@@ -1,0 +1,175 @@
+// Linear layers for steps of a few tokens (decode): y[m, :] = x[m, :] · Wᵀ for M ≤ 8 rows.
+//
+// At one to eight rows a linear layer is one pass over its weights, and cuBLAS reaches about
+// half of the card's bandwidth on these shapes. Here a block streams R weight rows with 16-byte
+// loads (two iterations' loads issued before their arithmetic) and each thread keeps R × M
+// accumulators, so every weight byte is read once for all M rows. x is small and re-read
+// through L1 once per R rows: R grows with M so that those reads stay below the weight stream
+// (gemv_rows / gemv_silu_rows; the host mirrors them).
+//
+// `gemv_<M>` serves up to three matrices that read the same x in one launch (q, k and v):
+// blocks [0, B0) compute segment 0, [B0, B0 + B1) segment 1, the rest segment 2, with
+// B_s = ceil(n_s / R). `gemv_silu_<M>` reads a gate and an up row per output column and
+// writes silu(gate) · up, so the MLP's two projections and its activation are one launch.
+//
+// Requirements, checked on the host: k % 8 == 0 (with allocator-aligned bases every row is
+// 16-byte aligned), 1 ≤ M ≤ 8, every n_s ≥ 1 for segments with blocks.
+// Numerics as the op-by-op path: f32 accumulation, one rounding to bf16 as a GEMM's; a bias is
+// added to the rounded value and rounded again; silu(gate) is rounded before the product.
+
+#define GEMV_THREADS 128
+
+// Output rows per block: of gemv_<M>, and of gemv_silu_<M> (which reads two weight rows per
+// output row).
+__host__ __device__ constexpr int gemv_rows(int m) { return m <= 2 ? 4 : 8; }
+__host__ __device__ constexpr int gemv_silu_rows(int m) { return m <= 2 ? 2 : 4; }
+
+template <int M, int NR>
+__device__ __forceinline__ void gemv_step(const bf16* __restrict__ x, u32 k, u32 v, const uint4 wv[NR],
+                                          float acc[NR][M]) {
+#pragma unroll
+    for (int m = 0; m < M; m++) {
+        float xf[8];
+        unpack8(__ldg(reinterpret_cast<const uint4*>(x + (u64)m * k) + v), xf);
+#pragma unroll
+        for (int r = 0; r < NR; r++) {
+            float wf[8];
+            unpack8(wv[r], wf);
+#pragma unroll
+            for (int i = 0; i < 8; i++) acc[r][m] = fmaf(wf[i], xf[i], acc[r][m]);
+        }
+    }
+}
+
+// acc[r][m] += W_r · x_m over this thread's share of the k/8 vectors.
+template <int M, int NR>
+__device__ __forceinline__ void gemv_accumulate(const bf16* __restrict__ x, u32 k, const bf16* const w[NR],
+                                                float acc[NR][M]) {
+    const u32 nv = k >> 3;
+    u32 v = threadIdx.x;
+    for (; v + GEMV_THREADS < nv; v += 2 * GEMV_THREADS) {
+        uint4 a[NR], b[NR];
+#pragma unroll
+        for (int r = 0; r < NR; r++) {
+            a[r] = __ldg(reinterpret_cast<const uint4*>(w[r]) + v);
+            b[r] = __ldg(reinterpret_cast<const uint4*>(w[r]) + v + GEMV_THREADS);
+        }
+        gemv_step<M, NR>(x, k, v, a, acc);
+        gemv_step<M, NR>(x, k, v + GEMV_THREADS, b, acc);
+    }
+    if (v < nv) {
+        uint4 a[NR];
+#pragma unroll
+        for (int r = 0; r < NR; r++) a[r] = __ldg(reinterpret_cast<const uint4*>(w[r]) + v);
+        gemv_step<M, NR>(x, k, v, a, acc);
+    }
+}
+
+// Sums every accumulator over the block into part[0][·] (read after the call).
+template <int M, int NR>
+__device__ __forceinline__ void gemv_reduce(float acc[NR][M], float (*part)[NR * M]) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+    for (int r = 0; r < NR; r++) {
+#pragma unroll
+        for (int m = 0; m < M; m++) {
+            const float s = warp_sum(acc[r][m]);
+            if (lane == 0) part[warp][r * M + m] = s;
+        }
+    }
+    __syncthreads();
+    if (threadIdx.x < NR * M) {
+        float s = 0.0f;
+#pragma unroll
+        for (int w = 0; w < GEMV_THREADS / 32; w++) s += part[w][threadIdx.x];
+        part[0][threadIdx.x] = s;
+    }
+    __syncthreads();
+}
+
+template <int M, int R>
+__device__ __forceinline__ void gemv_segments(const bf16* __restrict__ x, u32 k, u64 w0, u64 w1, u64 w2, u64 b0,
+                                              u64 b1, u64 b2, u64 y0, u64 y1, u64 y2, u32 n0, u32 n1, u32 n2) {
+    const u32 nb0 = (n0 + R - 1) / R, nb1 = (n1 + R - 1) / R;
+    u32 blk = blockIdx.x;
+    u64 w = w0, bias = b0, y = y0;
+    u32 n = n0;
+    if (blk >= nb0 + nb1) {
+        blk -= nb0 + nb1;
+        w = w2, bias = b2, y = y2, n = n2;
+    } else if (blk >= nb0) {
+        blk -= nb0;
+        w = w1, bias = b1, y = y1, n = n1;
+    }
+    const u32 row0 = blk * R;
+    const bf16* rows[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) rows[r] = (const bf16*)w + (u64)min(row0 + r, n - 1) * k;
+    float acc[R][M];
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int m = 0; m < M; m++) acc[r][m] = 0.0f;
+    gemv_accumulate<M, R>(x, k, rows, acc);
+    __shared__ float part[GEMV_THREADS / 32][R * M];
+    gemv_reduce<M, R>(acc, part);
+    if (threadIdx.x < R * M) {
+        const u32 r = threadIdx.x / M, m = threadIdx.x % M, row = row0 + r;
+        if (row < n) {
+            float v = rbf(part[0][threadIdx.x]);
+            if (bias) v = bf2f(f2bf(v + bf2f(((const bf16*)bias)[row])));
+            ((bf16*)y)[(u64)m * n + row] = f2bf(v);
+        }
+    }
+}
+
+template <int M, int R>
+__device__ __forceinline__ void gemv_gated(const bf16* __restrict__ x, u32 k, const bf16* __restrict__ wg,
+                                           const bf16* __restrict__ wu, bf16* __restrict__ out, u32 n) {
+    const u32 row0 = blockIdx.x * R;
+    const bf16* rows[2 * R];
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        const u64 at = (u64)min(row0 + r, n - 1) * k;
+        rows[r] = wg + at;
+        rows[R + r] = wu + at;
+    }
+    float acc[2 * R][M];
+#pragma unroll
+    for (int r = 0; r < 2 * R; r++)
+#pragma unroll
+        for (int m = 0; m < M; m++) acc[r][m] = 0.0f;
+    gemv_accumulate<M, 2 * R>(x, k, rows, acc);
+    __shared__ float part[GEMV_THREADS / 32][2 * R * M];
+    gemv_reduce<M, 2 * R>(acc, part);
+    if (threadIdx.x < R * M) {
+        const u32 r = threadIdx.x / M, m = threadIdx.x % M, row = row0 + r;
+        if (row < n) {
+            const float g = rbf(part[0][threadIdx.x]);
+            const float u = rbf(part[0][R * M + threadIdx.x]);
+            const float s = rbf(g / (1.0f + __expf(-g)));
+            out[(u64)m * n + row] = f2bf(s * u);
+        }
+    }
+}
+
+#define GEMV_INSTANCES(M)                                                                                 \
+    extern "C" __global__ void __launch_bounds__(GEMV_THREADS)                                           \
+        gemv_##M(const bf16* __restrict__ x, u32 k, u64 w0, u64 w1, u64 w2, u64 b0, u64 b1, u64 b2,     \
+                 u64 y0, u64 y1, u64 y2, u32 n0, u32 n1, u32 n2) {                                       \
+        gemv_segments<M, gemv_rows(M)>(x, k, w0, w1, w2, b0, b1, b2, y0, y1, y2, n0, n1, n2);                         \
+    }                                                                                                    \
+    extern "C" __global__ void __launch_bounds__(GEMV_THREADS)                                           \
+        gemv_silu_##M(const bf16* __restrict__ x, u32 k, const bf16* __restrict__ wg,                   \
+                      const bf16* __restrict__ wu, bf16* __restrict__ out, u32 n) {                      \
+        gemv_gated<M, gemv_silu_rows(M)>(x, k, wg, wu, out, n);                                                             \
+    }
+
+GEMV_INSTANCES(1)
+GEMV_INSTANCES(2)
+GEMV_INSTANCES(3)
+GEMV_INSTANCES(4)
+GEMV_INSTANCES(5)
+GEMV_INSTANCES(6)
+GEMV_INSTANCES(7)
+GEMV_INSTANCES(8)
