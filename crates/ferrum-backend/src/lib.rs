@@ -138,6 +138,32 @@ pub trait Backend: Send + Sync {
         k: &mut Self::Activations,
         head_dim: usize,
     ) -> Result<()>;
+    /// The step's prologue to attention: Qwen3's per-head q/k RMSNorm when `qk_norm` is given
+    /// (`(q weight, k weight, eps)`), rotary, then this step's keys and values into layer
+    /// `layer` of the cache: `head_rms_norm`, `rotary` and `write_kv` in that order. Afterwards
+    /// `q` holds the rotated queries; what `k` holds is up to the backend (the cache has the
+    /// keys). Backends that can do it in one pass override it.
+    #[allow(clippy::too_many_arguments)]
+    fn qk_rope_write_kv(
+        &self,
+        rope: &Self::Rope,
+        batch: &Self::Batch,
+        q: &mut Self::Activations,
+        k: &mut Self::Activations,
+        v: &Self::Activations,
+        qk_norm: Option<(&Self::Weight, &Self::Weight, f32)>,
+        head_dim: usize,
+        rows: usize,
+        cache: &mut Self::KvCache,
+        layer: usize,
+    ) -> Result<()> {
+        if let Some((qn, kn, eps)) = qk_norm {
+            self.head_rms_norm(q, qn, eps, head_dim, rows)?;
+            self.head_rms_norm(k, kn, eps, head_dim, rows)?;
+        }
+        self.rotary(rope, batch, q, k, head_dim)?;
+        self.write_kv(cache, layer, batch, k, v)
+    }
     /// Stores this step's keys and values at `slot_mapping`.
     fn write_kv(
         &self,

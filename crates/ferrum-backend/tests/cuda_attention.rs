@@ -7,6 +7,10 @@
 //!   scattered over the cache, GQA ratios 1, 4, 6, 8 and 12, head sizes 16, 32, 64, 96, 128 and
 //!   256; also an all-decode batch whose long contexts take the split-and-merge path. The
 //!   reference kernel (`attention_reference`) is checked against the same bound.
+//! - `fused_prologue_matches_the_separate_ops`: the one-launch q/k norm + rotary + KV write
+//!   against `head_rms_norm`, `rotary` and `write_kv` run one by one on the same inputs (head
+//!   sizes 64, 128 and 256, with and without the norm, GQA): the same bits (1 bf16 ulp allowed
+//!   where the compiler fuses a multiply-add differently), and other layers untouched.
 //! - `attention_timing_llama3_8b` (ignored; `--ignored --nocapture`): median kernel time of the
 //!   tiled and the reference kernels for Llama-3-8B shapes.
 //!
@@ -26,7 +30,9 @@
 use std::time::Instant;
 
 use ferrum_backend::cuda::{CudaActivations, CudaBackend, CudaKvCache};
-use ferrum_backend::{AttentionBatch, AttentionParams, Backend, KvCacheSpec};
+use ferrum_backend::{
+    AttentionBatch, AttentionParams, Backend, HostTensor, KvCacheSpec, RopeStyle,
+};
 use rayon::prelude::*;
 
 const BLOCK: usize = 16;
@@ -323,6 +329,133 @@ fn check(
         got.len() / (nh * hd),
         lines.join("\n")
     ))
+}
+
+fn norm_weight(b: &CudaBackend, data: &[f32]) -> ferrum_backend::cuda::CudaWeight {
+    let bytes: Vec<u8> = data
+        .iter()
+        .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
+        .collect();
+    let t = HostTensor {
+        dtype: ferrum_types::DType::BF16,
+        shape: vec![data.len()],
+        data: std::borrow::Cow::Owned(bytes),
+    };
+    b.load_weight(&t).expect("norm weight")
+}
+
+/// Equal up to one bf16 ulp; returns how many values differ at all.
+fn same_bits(what: &str, got: &[f32], want: &[f32]) -> usize {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let mut differ = 0;
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        if g != w {
+            differ += 1;
+            assert!(
+                (g - w).abs() <= w.abs() / 128.0 + 1e-6,
+                "{what}: element {i}: fused {g}, separate ops {w}"
+            );
+        }
+    }
+    differ
+}
+
+#[test]
+fn fused_prologue_matches_the_separate_ops() {
+    let Some(b) = cuda() else { return };
+    let mut rng = Lcg(29);
+    for (head_dim, heads, kv_heads, with_norm) in [
+        (128, 8, 2, true),
+        (64, 4, 4, false),
+        (256, 4, 1, true),
+        (128, 4, 2, false),
+    ] {
+        let n = 6;
+        let spec = KvCacheSpec {
+            num_layers: 3,
+            num_kv_heads: kv_heads,
+            head_dim,
+            block_size: BLOCK,
+            num_blocks: 8,
+        };
+        let slots_total = spec.num_blocks * BLOCK;
+        let mut slots: Vec<u32> = Vec::new();
+        while slots.len() < n {
+            let s = rng.below(slots_total) as u32;
+            if !slots.contains(&s) {
+                slots.push(s);
+            }
+        }
+        let positions: Vec<u32> = (0..n).map(|_| rng.below(500) as u32).collect();
+        let zeros = vec![0u32; n];
+        let batch = AttentionBatch {
+            input_ids: &zeros,
+            positions: &positions,
+            slot_mapping: &slots,
+            query_start_loc: &[0, n as u32],
+            seq_lens: &[n as u32],
+            block_tables: &[],
+            max_blocks_per_seq: 0,
+            logits_indices: &[],
+        };
+        let inv_freq: Vec<f32> = (0..head_dim / 2)
+            .map(|i| 1.0 / 1_000_000f32.powf(2.0 * i as f32 / head_dim as f32))
+            .collect();
+        let rope = b.new_rope(&inv_freq, 512, RopeStyle::Neox).expect("rope");
+        let width = kv_heads * head_dim;
+        let mut vals = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.next() * 3.0).collect() };
+        let (qd, kd, vd) = (vals(n * heads * head_dim), vals(n * width), vals(n * width));
+        let qn: Vec<f32> = (0..head_dim).map(|i| 0.5 + (i % 7) as f32 * 0.25).collect();
+        let kn: Vec<f32> = (0..head_dim).map(|i| 1.5 - (i % 5) as f32 * 0.25).collect();
+        let (qw, kw) = (norm_weight(&b, &qn), norm_weight(&b, &kn));
+        let eps = 1e-6;
+        let norm = with_norm.then_some((&qw, &kw, eps));
+
+        let step = b.prepare_batch(&batch).expect("batch");
+        let mut q1 = upload(&b, n, heads * head_dim, &qd);
+        let mut k1 = upload(&b, n, width, &kd);
+        let v1 = upload(&b, n, width, &vd);
+        let mut c1 = b.new_kv_cache(&spec).expect("cache");
+        b.qk_rope_write_kv(
+            &rope, &step, &mut q1, &mut k1, &v1, norm, head_dim, n, &mut c1, 1,
+        )
+        .expect("fused");
+
+        let step = b.prepare_batch(&batch).expect("batch");
+        let mut q2 = upload(&b, n, heads * head_dim, &qd);
+        let mut k2 = upload(&b, n, width, &kd);
+        let v2 = upload(&b, n, width, &vd);
+        let mut c2 = b.new_kv_cache(&spec).expect("cache");
+        if with_norm {
+            b.head_rms_norm(&mut q2, &qw, eps, head_dim, n)
+                .expect("q norm");
+            b.head_rms_norm(&mut k2, &kw, eps, head_dim, n)
+                .expect("k norm");
+        }
+        b.rotary(&rope, &step, &mut q2, &mut k2, head_dim)
+            .expect("rotary");
+        b.write_kv(&mut c2, 1, &step, &k2, &v2).expect("write_kv");
+
+        let what = format!("head_dim {head_dim}, {heads}/{kv_heads} heads, norm {with_norm}");
+        let mut differ = same_bits(
+            &format!("{what}: q"),
+            &b.to_host(&q1, n).expect("q"),
+            &b.to_host(&q2, n).expect("q"),
+        );
+        let (fk, fv) = b.kv_cache_to_host(&c1, 1).expect("cache");
+        let (sk, sv) = b.kv_cache_to_host(&c2, 1).expect("cache");
+        differ += same_bits(&format!("{what}: cached keys"), &fk, &sk);
+        differ += same_bits(&format!("{what}: cached values"), &fv, &sv);
+        assert!(sk.iter().any(|&x| x != 0.0), "{what}: keys were written");
+        for layer in [0, 2] {
+            let (k, v) = b.kv_cache_to_host(&c1, layer).expect("cache");
+            assert!(
+                k.iter().chain(&v).all(|&x| x == 0.0),
+                "{what}: layer {layer} untouched"
+            );
+        }
+        eprintln!("{what}: {differ} values differ by one ulp, the rest are equal");
+    }
 }
 
 #[test]

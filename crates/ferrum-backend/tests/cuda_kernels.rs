@@ -40,6 +40,9 @@ fn kernels_compile_for_ampere_ada_and_hopper() {
             "paged_attention_128",
             "paged_attention_256",
             "attn_decode_merge",
+            "qk_rope_kv_64",
+            "qk_rope_kv_128",
+            "qk_rope_kv_256",
         ]
         .into_iter()
         .map(String::from)

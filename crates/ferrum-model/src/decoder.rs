@@ -274,14 +274,15 @@ impl<B: Backend> DecoderModel<B> {
                 &mut ws.k,
                 &mut ws.v,
             )?;
-            // 3. Per-head q/k norm (Qwen3), then rotary.
-            if let (Some(qn), Some(kn)) = (&l.q_norm, &l.k_norm) {
-                backend.head_rms_norm(&mut ws.q, qn, eps, c.head_dim, n)?;
-                backend.head_rms_norm(&mut ws.k, kn, eps, c.head_dim, n)?;
-            }
-            backend.rotary(&self.rope, batch, &mut ws.q, &mut ws.k, c.head_dim)?;
-            // 4. Cache this step's keys and values, then attend over the whole context.
-            backend.write_kv(kv, i, batch, &ws.k, &ws.v)?;
+            // 3. Per-head q/k norm (Qwen3), rotary, and this step's keys and values into the
+            //    cache; 4. attention over the whole context.
+            let qk_norm = match (&l.q_norm, &l.k_norm) {
+                (Some(qn), Some(kn)) => Some((qn, kn, eps)),
+                _ => None,
+            };
+            backend.qk_rope_write_kv(
+                &self.rope, batch, &mut ws.q, &mut ws.k, &ws.v, qk_norm, c.head_dim, n, kv, i,
+            )?;
             backend.attention(kv, i, batch, &self.attn, &ws.q, &mut ws.attn)?;
             backend.linear(&ws.attn, &l.o_proj, None, n, &mut ws.proj)?;
             // 5. MLP with the attention output added to the residual.

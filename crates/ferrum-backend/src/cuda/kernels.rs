@@ -34,6 +34,9 @@ const SOURCES: [(&str, &str); 9] = [
     ("gemv.cu", include_str!("kernels/gemv.cu")),
 ];
 
+/// Head sizes with a fused q/k norm + rotary + KV write kernel (`qk_rope_kv_<D>` in `rope.cu`).
+pub const QK_ROPE_KV_HEAD_DIMS: [usize; 3] = [64, 128, 256];
+
 /// Most rows the small-batch linear kernels take (`gemv_<M>`, `gemv_silu_<M>` for M in 1..=8).
 pub const GEMV_MAX_ROWS: usize = 8;
 
@@ -192,6 +195,8 @@ pub struct Kernels {
     pub gemv: Vec<CudaFunction>,
     /// `gemv_silu[M - 1]`, likewise.
     pub gemv_silu: Vec<CudaFunction>,
+    /// `qk_rope_kv_<D>` for each of [`QK_ROPE_KV_HEAD_DIMS`].
+    pub qk_rope_kv: Vec<(usize, CudaFunction)>,
 }
 
 /// The attention kernels of one head size (see `kernels/attention.cu`).
@@ -232,7 +237,12 @@ impl Kernels {
         let gemv_silu = (1..=GEMV_MAX_ROWS)
             .map(|m| f(&format!("gemv_silu_{m}")))
             .collect::<Result<Vec<_>, _>>()?;
+        let qk_rope_kv = QK_ROPE_KV_HEAD_DIMS
+            .iter()
+            .map(|&d| Ok((d, f(&format!("qk_rope_kv_{d}"))?)))
+            .collect::<Result<Vec<_>, CudaError>>()?;
         Ok(Self {
+            qk_rope_kv,
             gemv,
             gemv_silu,
             embedding: f("embedding")?,

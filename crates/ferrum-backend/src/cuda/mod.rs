@@ -72,6 +72,7 @@ macro_rules! launch {
 mod attention;
 mod linear;
 mod norm;
+mod rope_kv;
 use attention::AttentionWork;
 
 /// Threads per block of the row-wise kernels.
@@ -562,6 +563,22 @@ impl Backend for CudaBackend {
             &half,
             &il
         )
+    }
+
+    fn qk_rope_write_kv(
+        &self,
+        rope: &CudaRope,
+        batch: &CudaBatch,
+        q: &mut CudaActivations,
+        k: &mut CudaActivations,
+        v: &CudaActivations,
+        qk_norm: Option<(&CudaWeight, &CudaWeight, f32)>,
+        head_dim: usize,
+        rows: usize,
+        cache: &mut CudaKvCache,
+        layer: usize,
+    ) -> Result<()> {
+        self.qk_rope_write_kv_op(rope, batch, q, k, v, qk_norm, head_dim, rows, cache, layer)
     }
 
     fn write_kv(

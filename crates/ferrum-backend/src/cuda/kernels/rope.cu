@@ -23,3 +23,74 @@ extern "C" __global__ void rotary(bf16* __restrict__ q, bf16* __restrict__ k,
         h[b] = f2bf(x0 * sn[i] + x1 * cs[i]);
     }
 }
+
+// The step's prologue to attention in one pass, per head: the optional per-head RMSNorm (as
+// head_rms_norm), the rotary of `rotary` with rotate_half pairs over the whole head, then the
+// keys and values into the cache (as write_kv). q is rotated in place; k is read only.
+// Grid: (tokens, ceil((num_q_heads + num_kv_heads) / 4)), 4 warps, one head per warp. Lane l
+// holds dimensions l, l + 32, ... (head_rms_norm's layout, so the sum of squares adds in the
+// same order); dimension i's rotary partner i + D/2 is then in the same lane. D ≥ 64.
+template <int D>
+__device__ __forceinline__ void qk_rope_kv_impl(bf16* __restrict__ q, const bf16* __restrict__ k,
+                                                const bf16* __restrict__ v, bf16* __restrict__ kc,
+                                                bf16* __restrict__ vc, const bf16* __restrict__ qn,
+                                                const bf16* __restrict__ kn, const float* __restrict__ cos_t,
+                                                const float* __restrict__ sin_t,
+                                                const u32* __restrict__ positions,
+                                                const u32* __restrict__ slots, u32 nq, u32 nkv, float eps) {
+    constexpr int E = D / 32, H = E / 2;
+    const u32 t = blockIdx.x;
+    const u32 head = blockIdx.y * 4 + (threadIdx.x >> 5);
+    const u32 lane = threadIdx.x & 31;
+    if (head >= nq + nkv) return;
+    const bool is_q = head < nq;
+    const u32 kh = head - nq;
+    const bf16* src = is_q ? q + ((u64)t * nq + head) * D : k + ((u64)t * nkv + kh) * D;
+    const bf16* nw = is_q ? qn : kn;
+    float x[E];
+#pragma unroll
+    for (int e = 0; e < E; e++) x[e] = bf2f(src[lane + 32 * e]);
+    if (nw) {
+        float ss = 0.0f;
+#pragma unroll
+        for (int e = 0; e < E; e++) ss += x[e] * x[e];
+        const float s = rsqrtf(warp_sum(ss) / (float)D + eps);
+#pragma unroll
+        for (int e = 0; e < E; e++) x[e] = rbf(rbf(x[e] * s) * bf2f(nw[lane + 32 * e]));
+    }
+    const u64 p = positions[t];
+    const float* cs = cos_t + p * (D / 2);
+    const float* sn = sin_t + p * (D / 2);
+#pragma unroll
+    for (int e = 0; e < H; e++) {
+        const u32 i = lane + 32 * e;
+        const float x0 = x[e], x1 = x[e + H];
+        x[e] = x0 * cs[i] - x1 * sn[i];
+        x[e + H] = x0 * sn[i] + x1 * cs[i];
+    }
+    if (is_q) {
+        bf16* dst = q + ((u64)t * nq + head) * D;
+#pragma unroll
+        for (int e = 0; e < E; e++) dst[lane + 32 * e] = f2bf(x[e]);
+        return;
+    }
+    const u64 at = slots[t] * ((u64)nkv * D) + (u64)kh * D;
+    const bf16* vs = v + ((u64)t * nkv + kh) * D;
+#pragma unroll
+    for (int e = 0; e < E; e++) {
+        kc[at + lane + 32 * e] = f2bf(x[e]);
+        vc[at + lane + 32 * e] = vs[lane + 32 * e];
+    }
+}
+
+#define QK_ROPE_KV_KERNEL(D)                                                                       \
+    extern "C" __global__ void __launch_bounds__(128) qk_rope_kv_##D(                              \
+        bf16* q, const bf16* k, const bf16* v, bf16* kc, bf16* vc, const bf16* qn, const bf16* kn, \
+        const float* cos_t, const float* sin_t, const u32* positions, const u32* slots, u32 nq,    \
+        u32 nkv, float eps) {                                                                      \
+        qk_rope_kv_impl<D>(q, k, v, kc, vc, qn, kn, cos_t, sin_t, positions, slots, nq, nkv, eps); \
+    }
+
+QK_ROPE_KV_KERNEL(64)
+QK_ROPE_KV_KERNEL(128)
+QK_ROPE_KV_KERNEL(256)
