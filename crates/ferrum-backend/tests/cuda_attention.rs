@@ -564,6 +564,8 @@ fn attention_timing_llama3_8b() {
         ("prefill 8 × 1024", 8usize, 1024usize, 1024usize),
         ("decode 256 × ctx 1024", 256, 1024, 1),
         ("decode 32 × ctx 8192", 32, 8192, 1),
+        ("decode 1 × ctx 32768", 1, 32768, 1),
+        ("decode 4 × ctx 300", 4, 300, 1),
     ];
     eprintln!(
         "Llama-3-8B attention (32 heads, 8 kv heads, head_dim 128, block {BLOCK}), one layer:"

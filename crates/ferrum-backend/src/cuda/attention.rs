@@ -30,6 +30,10 @@ const DECODE_MAX_HEADS: usize = 8;
 /// Decode grids aim for about this many blocks (a few waves on 100+ SMs) before splitting a
 /// context further adds merge work for nothing.
 const DECODE_TARGET_BLOCKS: usize = 2048;
+/// Decode steps of at most this many tokens launch one query head per block...
+const DECODE_SPREAD_TOKENS: usize = 8;
+/// ...except for tokens with a longer context than this, whose heads the kernel regroups.
+const DECODE_SHORT_CTX: u32 = 1024;
 /// The shortest chunk worth its own block: one round of the block's 4 × 32 lanes (a short
 /// context of a small batch is latency-bound: more blocks, not longer ones).
 const DECODE_MIN_CHUNK: usize = 128;
@@ -257,7 +261,16 @@ impl CudaBackend {
         a: &AttentionArgs<'_>,
     ) -> Result<()> {
         let n = batch.num_decode_tokens;
-        let hg = largest_divisor_at_most(a.group, DECODE_MAX_HEADS);
+        // Heads sharing a KV head go to one block, which reads the keys once for them. A step
+        // of a few tokens launches one block per head instead (latency-bound: more blocks),
+        // and the kernel regroups the heads of a token whose context is long.
+        let hg_long = largest_divisor_at_most(a.group, DECODE_MAX_HEADS);
+        let hg = if n <= DECODE_SPREAD_TOKENS {
+            1
+        } else {
+            hg_long
+        };
+        let groups_long = params.num_heads / hg_long;
         let groups = params.num_heads / hg;
         // A recorded graph is replayed for every later step of its shape, so while recording
         // the split must cover the longest context the block table can address.
@@ -266,7 +279,8 @@ impl CudaBackend {
         } else {
             batch.max_decode_ctx
         };
-        let (chunk, nchunks) = decode_split(n * groups, ctx);
+        // The split depends on the grouped heads only, so it is the same for both launches.
+        let (chunk, nchunks) = decode_split(n * groups_long, ctx);
         let tokens = batch.at(batch.off.decode_tokens, &self.stream);
         let part = if nchunks > 1 {
             let need = n
@@ -276,6 +290,7 @@ impl CudaBackend {
         } else {
             0
         };
+        let (hg_long32, short32) = (as_u32(hg_long, "hg")?, DECODE_SHORT_CTX);
         let (hg32, chunk32, nchunks32) = (
             as_u32(hg, "hg")?,
             as_u32(chunk, "chunk")?,
@@ -304,6 +319,8 @@ impl CudaBackend {
             &a.num_heads,
             &a.num_kv_heads,
             &hg32,
+            &hg_long32,
+            &short32,
             &chunk32,
             &nchunks32,
             &scale

@@ -484,6 +484,10 @@ PREFILL_TC_KERNEL(128)
 // Output: with nchunks == 1 the bf16 result; else the f32 record
 // ((x · num_heads + h) · nchunks + c) · (D + 2) of `part`: (max, sum, acc[D]) with acc and sum
 // relative to max, for attn_decode_merge.
+// Launched with hg = 1 for steps of few tokens (more blocks for a latency-bound kernel), a
+// token whose context is longer than short_ctx is still taken hg_long heads at a time (by the
+// first block of each such group; the others return) so that its keys are read once for them.
+// The arithmetic of a head is the same either way.
 #define DC_WARPS 4
 #define DC_MAX_HG 8
 
@@ -494,7 +498,8 @@ __device__ __forceinline__ void attn_decode_impl(
     const u32* __restrict__ block_tables, const u32* __restrict__ seq_lens,
     const u32* __restrict__ query_start_loc, const u32* __restrict__ token_seq,
     const u32* __restrict__ tokens, u32 max_blocks, u32 block_size, u32 num_heads,
-    u32 num_kv_heads, u32 hg, u32 chunk, u32 nchunks, float scale) {
+    u32 num_kv_heads, u32 hg_launch, u32 hg_long, u32 short_ctx, u32 chunk, u32 nchunks,
+    float scale) {
     constexpr int E = D >= 32 ? D / 32 : 1;
     // q while the keys are walked, then the warps' accumulators: the same bytes, with a
     // barrier in between.
@@ -512,7 +517,12 @@ __device__ __forceinline__ void attn_decode_impl(
     const u32 cs = c * chunk;
     if (cs >= limit) return;  // a shorter context than the batch's longest: the merge skips it
     const u32 ce = min(cs + chunk, limit);
-    const u32 h0 = blockIdx.y * hg;
+    u32 hg = hg_launch;
+    if (limit > short_ctx && hg_long > hg_launch) {
+        if (blockIdx.y % (hg_long / hg_launch) != 0) return;
+        hg = hg_long;
+    }
+    const u32 h0 = blockIdx.y * hg_launch;
     const u32 kvh = h0 / (num_heads / num_kv_heads);
     const u64 width = (u64)num_kv_heads * D;
     const u64 head_off = (u64)kvh * D;
@@ -647,10 +657,11 @@ __device__ __forceinline__ void attn_decode_impl(
         bf16* out, float* part, const bf16* q, const bf16* kc, const bf16* vc,                  \
         const u32* block_tables, const u32* seq_lens, const u32* query_start_loc,               \
         const u32* token_seq, const u32* tokens, u32 max_blocks, u32 block_size, u32 num_heads, \
-        u32 num_kv_heads, u32 hg, u32 chunk, u32 nchunks, float scale) {                        \
+        u32 num_kv_heads, u32 hg, u32 hg_long, u32 short_ctx, u32 chunk, u32 nchunks,           \
+        float scale) {                                                                          \
         attn_decode_impl<D>(out, part, q, kc, vc, block_tables, seq_lens, query_start_loc,     \
                             token_seq, tokens, max_blocks, block_size, num_heads, num_kv_heads, \
-                            hg, chunk, nchunks, scale);                                         \
+                            hg, hg_long, short_ctx, chunk, nchunks, scale);                     \
     }
 
 DECODE_KERNEL(16)
