@@ -47,6 +47,9 @@ if [ -x "$BIN/ferrum" ] && [ -n "${ENGINE_MODELS:-llama3-8b}" ]; then
     "$BIN/ferrum" generate --model "$ROOT/$m" --device cuda \
       --prompt "hello world" --max-tokens 64 --ignore-eos --temperature 0 --print-token-ids \
       2>&1 | tee -a "$OUT/engine.log" || status=1
+    # Single-stream latency as `vllm bench latency` measures it: one 32-token prompt, 128 tokens.
+    timeout 120 "$BIN/ferrum" bench latency --model "$ROOT/$m" --device cuda --batch-size 1 \
+      --input-len 32 --output-len 128 --num-iters-warmup 2 --num-iters 5 2>&1 | tail -4 | tee -a "$OUT/engine.log"
     # Time per op, one op at a time (PROFILE=1): where a decode step's time goes.
     if [ -n "${PROFILE:-}" ]; then
       FERRUM_CUDA_PROFILE=1 "$BIN/ferrum" generate --model "$ROOT/$m" --device cuda \
