@@ -27,6 +27,8 @@
 //! 1e-2·|want| + 5e-3·mag + 1e-5. A wrong key, head, mask or normalisation shows up as errors of
 //! order 1e-1·mag.
 
+mod gpu_common;
+use gpu_common::{cuda, Lcg};
 use std::time::Instant;
 
 use ferrum_backend::cuda::{CudaActivations, CudaBackend, CudaKvCache};
@@ -36,32 +38,6 @@ use ferrum_backend::{
 use rayon::prelude::*;
 
 const BLOCK: usize = 16;
-
-fn cuda() -> Option<CudaBackend> {
-    match CudaBackend::new(0) {
-        Ok(b) => Some(b),
-        Err(e) => {
-            eprintln!("skipped: {e}");
-            None
-        }
-    }
-}
-
-struct Lcg(u64);
-impl Lcg {
-    /// Uniform in [-1, 1).
-    fn next(&mut self) -> f32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        ((self.next() + 1.0) * 0.5 * n as f32) as usize % n
-    }
-}
 
 fn bf16_round(x: f32) -> f32 {
     half::bf16::from_f32(x).to_f32()

@@ -13,39 +13,14 @@
 //! `gemv_timing_real_shapes` (ignored; `--ignored --nocapture`) prints GEMV and cuBLAS times
 //! and bandwidths for the Qwen3-4B and Llama-3-8B layer shapes.
 
+mod gpu_common;
+use gpu_common::{cuda, Lcg};
 use std::borrow::Cow;
 use std::time::Instant;
 
 use ferrum_backend::cuda::{CudaActivations, CudaBackend, CudaWeight};
 use ferrum_backend::{Backend, HostTensor};
 use ferrum_types::DType;
-
-fn cuda() -> Option<CudaBackend> {
-    match CudaBackend::new(0) {
-        Ok(b) => Some(b),
-        Err(e) => {
-            eprintln!("skipped: {e}");
-            None
-        }
-    }
-}
-
-struct Lcg(u64);
-impl Lcg {
-    /// Uniform in [-1, 1), rounded to bf16.
-    fn next(&mut self) -> f32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let v = ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0;
-        half::bf16::from_f32(v).to_f32()
-    }
-
-    fn vec(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| self.next()).collect()
-    }
-}
 
 fn bf(x: f64) -> f64 {
     half::bf16::from_f64(x).to_f64()
@@ -129,9 +104,9 @@ fn linear_matches_the_host_reference_on_both_paths() {
     for (k, n) in [(256, 300), (264, 7), (4104, 130), (260, 33)] {
         for rows in [1, 2, 3, 5, 8, 9, 16] {
             for with_bias in [false, true] {
-                let x = rng.vec(rows * k);
-                let w = rng.vec(n * k);
-                let bias = rng.vec(n);
+                let x = rng.vec_bf16(rows * k);
+                let w = rng.vec_bf16(n * k);
+                let bias = rng.vec_bf16(n);
                 let want = reference(&x, &w, with_bias.then_some(&bias[..]), rows, k);
                 let (xd, wd, bd) = (
                     acts(&b, rows, k, &x),
@@ -167,12 +142,12 @@ fn fused_qkv_and_gate_up_match_the_separate_ops() {
     let mut rng = Lcg(11);
     let k = 512;
     for rows in [1, 2, 4, 8, 12] {
-        let x = rng.vec(rows * k);
+        let x = rng.vec_bf16(rows * k);
         let xd = acts(&b, rows, k, &x);
         // q, k, v of different widths (one odd), with biases as Qwen2 has them.
         let widths = [256, 64, 63];
-        let ws: Vec<Vec<f32>> = widths.iter().map(|&n| rng.vec(n * k)).collect();
-        let bs: Vec<Vec<f32>> = widths.iter().map(|&n| rng.vec(n)).collect();
+        let ws: Vec<Vec<f32>> = widths.iter().map(|&n| rng.vec_bf16(n * k)).collect();
+        let bs: Vec<Vec<f32>> = widths.iter().map(|&n| rng.vec_bf16(n)).collect();
         let wd: Vec<CudaWeight> = ws
             .iter()
             .zip(widths)
@@ -225,7 +200,7 @@ fn fused_qkv_and_gate_up_match_the_separate_ops() {
         }
 
         let n = 301;
-        let (wg, wu) = (rng.vec(n * k), rng.vec(n * k));
+        let (wg, wu) = (rng.vec_bf16(n * k), rng.vec_bf16(n * k));
         let (gd, ud) = (weight(&b, n, k, &wg), weight(&b, n, k, &wu));
         let mut gate_buf = b.new_activations(rows, n).expect("gate");
         let mut up_buf = b.new_activations(rows, n).expect("up");
@@ -290,9 +265,9 @@ fn gemv_timing_real_shapes() {
         ("llama3-8b head", 4096, 128256),
     ];
     for (name, k, n) in shapes {
-        let w = weight(&b, n, k, &rng.vec(n * k));
+        let w = weight(&b, n, k, &rng.vec_bf16(n * k));
         for rows in [1, 2, 4, 8] {
-            let x = acts(&b, rows, k, &rng.vec(rows * k));
+            let x = acts(&b, rows, k, &rng.vec_bf16(rows * k));
             let mut out = b.new_activations(rows, n).expect("out");
             let mut line = format!("{name:<18} {k:>6}->{n:<7} rows {rows}:");
             for gemv in [true, false] {

@@ -9,6 +9,8 @@
 //!   single error, decode ms/token eager and as CUDA graphs, graph vs eager error) for
 //!   `scripts/gpu/compare.py` to check against transformers.
 
+mod gpu_common;
+use gpu_common::cuda;
 use std::path::Path;
 use std::time::Instant;
 
@@ -20,16 +22,6 @@ use ferrum_model::weights::open_weights;
 use ferrum_model::{config_from_hf, DecoderModel, HfConfig};
 
 const BLOCK: usize = 16;
-
-fn cuda() -> Option<CudaBackend> {
-    match CudaBackend::new(0) {
-        Ok(b) => Some(b),
-        Err(e) => {
-            eprintln!("skipped: {e}");
-            None
-        }
-    }
-}
 
 fn runner<B: Backend>(
     b: B,

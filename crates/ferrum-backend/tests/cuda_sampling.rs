@@ -8,22 +8,13 @@
 //!   within a total-variation distance that sampling noise explains;
 //! - the same uniform gives the same token, and rows the host samples are left alone.
 
+mod gpu_common;
+use gpu_common::cuda;
 use std::collections::HashMap;
 
-use ferrum_backend::cuda::CudaBackend;
 use ferrum_backend::{Backend, LogitAdjust, RowSampling};
 use ferrum_executor::{logit_adjustments, sample, Rng, SequenceView};
 use ferrum_types::SamplingParams;
-
-fn cuda() -> Option<CudaBackend> {
-    match CudaBackend::new(0) {
-        Ok(b) => Some(b),
-        Err(e) => {
-            eprintln!("skipped: {e}");
-            None
-        }
-    }
-}
 
 /// Random logits, rounded to bf16 as the device holds them.
 fn logits(seed: u64, vocab: usize) -> Vec<f32> {

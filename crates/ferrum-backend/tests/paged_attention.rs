@@ -1,19 +1,10 @@
 //! Paged attention over scattered blocks equals a naive causal attention over contiguous keys
 //! and values, for a varlen batch mixing prefill chunks and decode tokens with GQA.
 
+mod gpu_common;
 use ferrum_backend::cpu::CpuBackend;
 use ferrum_backend::{AttentionBatch, AttentionParams, Backend, KvCacheSpec};
-
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> f32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-}
+use gpu_common::Lcg;
 
 #[test]
 fn paged_equals_naive() {

@@ -45,11 +45,8 @@ extern "C" __global__ void apply_logit_adjust(bf16* __restrict__ logits, const u
     *p = f2bf(l + __uint_as_float(o[4]));
 }
 
-// Block-wide arg-max; every thread gets (value, index). Lowest index wins ties.
-__device__ __forceinline__ void block_argmax(float& v, u32& idx) {
-    __shared__ float sv[32];
-    __shared__ u32 si[32];
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+// Warp-wide arg-max; every lane gets (value, index). Lowest index wins ties.
+__device__ __forceinline__ void warp_argmax(float& v, u32& idx) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) {
         const float ov = __shfl_xor_sync(0xffffffffu, v, o);
@@ -59,6 +56,14 @@ __device__ __forceinline__ void block_argmax(float& v, u32& idx) {
             idx = oi;
         }
     }
+}
+
+// Block-wide arg-max; every thread gets (value, index). Lowest index wins ties.
+__device__ __forceinline__ void block_argmax(float& v, u32& idx) {
+    __shared__ float sv[32];
+    __shared__ u32 si[32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    warp_argmax(v, idx);
     __syncthreads();
     if (lane == 0) {
         sv[warp] = v;
@@ -68,15 +73,7 @@ __device__ __forceinline__ void block_argmax(float& v, u32& idx) {
     const int nw = blockDim.x >> 5;
     v = lane < nw ? sv[lane] : -F_INF;
     idx = lane < nw ? si[lane] : 0xffffffffu;
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-        const float ov = __shfl_xor_sync(0xffffffffu, v, o);
-        const u32 oi = __shfl_xor_sync(0xffffffffu, idx, o);
-        if (ov > v || (ov == v && oi < idx)) {
-            v = ov;
-            idx = oi;
-        }
-    }
+    warp_argmax(v, idx);
 }
 
 // Inclusive prefix sum over the block in thread order; `total` gets the block's sum.

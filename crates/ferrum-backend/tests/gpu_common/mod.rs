@@ -1,0 +1,45 @@
+//! Helpers shared by the CUDA integration tests (and the CPU attention test): the device, or a
+//! note that there is none, and a deterministic generator of test values.
+#![allow(dead_code)]
+
+use ferrum_backend::cuda::CudaBackend;
+
+/// Device 0, or `None` with a note where CUDA is not usable (the test then passes as skipped).
+pub fn cuda() -> Option<CudaBackend> {
+    match CudaBackend::new(0) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            eprintln!("skipped: {e}");
+            None
+        }
+    }
+}
+
+/// A 64-bit linear congruential generator: the same values on every machine.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    /// Uniform in [-1, 1).
+    pub fn next(&mut self) -> f32 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+
+    /// Uniform in [-1, 1), rounded to bf16 (exactly what the device will hold).
+    pub fn next_bf16(&mut self) -> f32 {
+        half::bf16::from_f32(self.next()).to_f32()
+    }
+
+    /// `n` values of [`Lcg::next_bf16`].
+    pub fn vec_bf16(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.next_bf16()).collect()
+    }
+
+    /// Uniform in 0..n.
+    pub fn below(&mut self, n: usize) -> usize {
+        ((self.next() + 1.0) * 0.5 * n as f32) as usize % n
+    }
+}
