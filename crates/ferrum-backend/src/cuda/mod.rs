@@ -511,58 +511,7 @@ impl Backend for CudaBackend {
         k: &mut CudaActivations,
         head_dim: usize,
     ) -> Result<()> {
-        let _t = self.timer(|| "rotary".into());
-        self.live(batch)?;
-        let n = batch.num_tokens;
-        q.check_rows(n, "rotary q")?;
-        k.check_rows(n, "rotary k")?;
-        if head_dim == 0
-            || !q.cols.is_multiple_of(head_dim)
-            || !k.cols.is_multiple_of(head_dim)
-            || 2 * rope.half > head_dim
-        {
-            return Err(BackendError::Shape {
-                what: "rotary".into(),
-                expected: format!("head_dim ≥ {} dividing q and k widths", 2 * rope.half),
-                got: format!("head_dim {head_dim}, widths {} and {}", q.cols, k.cols),
-            });
-        }
-        if let Some(p) = batch.max_position {
-            if p as usize >= rope.max_positions {
-                return Err(BackendError::Batch(format!(
-                    "position {p} beyond the rotary table of {}",
-                    rope.max_positions
-                )));
-            }
-        }
-        if n == 0 || rope.half == 0 {
-            return Ok(());
-        }
-        let (qa, ka) = (self.a(&q.data), self.a(&k.data));
-        let (ca, sa) = (addr(&rope.cos, &self.stream), addr(&rope.sin, &self.stream));
-        let pos = batch.at(batch.off.positions, &self.stream);
-        let qh = as_u32(q.cols / head_dim, "q heads")?;
-        let kh = as_u32(k.cols / head_dim, "k heads")?;
-        let hd = as_u32(head_dim, "head_dim")?;
-        let half = as_u32(rope.half, "rotary half")?;
-        let il = u32::from(rope.interleaved);
-        let pairs = (q.cols / head_dim + k.cols / head_dim) * rope.half;
-        launch!(
-            self,
-            &self.k.rotary,
-            "rotary",
-            grid(n, pairs.div_ceil(128), 128)?,
-            &qa,
-            &ka,
-            &ca,
-            &sa,
-            &pos,
-            &qh,
-            &kh,
-            &hd,
-            &half,
-            &il
-        )
+        self.rotary_op(rope, batch, q, k, head_dim)
     }
 
     fn qk_rope_write_kv(
@@ -589,46 +538,7 @@ impl Backend for CudaBackend {
         k: &CudaActivations,
         v: &CudaActivations,
     ) -> Result<()> {
-        let _t = self.timer(|| "write_kv".into());
-        self.live(batch)?;
-        let n = batch.num_tokens;
-        let width = cache.width();
-        if k.cols != width || v.cols != width {
-            return Err(BackendError::Shape {
-                what: "write_kv".into(),
-                expected: format!("{width} values per token"),
-                got: format!("{} and {}", k.cols, v.cols),
-            });
-        }
-        k.check_rows(n, "k")?;
-        v.check_rows(n, "v")?;
-        if let Some(s) = batch.max_slot {
-            if s as usize >= cache.num_slots() {
-                return Err(BackendError::Batch(format!(
-                    "slot {s} beyond the KV cache of {} slots",
-                    cache.num_slots()
-                )));
-            }
-        }
-        if n == 0 {
-            return Ok(());
-        }
-        let (kc, vc) = cache.layer_addrs(layer, &self.stream)?;
-        let (ka, va) = (self.a(&k.data), self.a(&v.data));
-        let slots = batch.at(batch.off.slot_mapping, &self.stream);
-        let w = as_u32(width, "width")?;
-        launch!(
-            self,
-            &self.k.write_kv,
-            "write_kv",
-            grid(n, width.div_ceil(128), 128)?,
-            &kc,
-            &vc,
-            &ka,
-            &va,
-            &slots,
-            &w
-        )
+        self.write_kv_op(cache, layer, batch, k, v)
     }
 
     fn attention(
