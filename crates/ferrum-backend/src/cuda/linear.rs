@@ -14,7 +14,7 @@ use super::ROW_THREADS;
 use super::{as_u32, grid, launch_err, CudaActivations, CudaBackend, CudaError, CudaWeight};
 use crate::{Backend, BackendError, Result};
 
-use cudarc::driver::{LaunchConfig, PushKernelArg};
+use cudarc::driver::PushKernelArg;
 
 /// Row counts at which the GEMV kernels beat cuBLAS on every layer shape measured (Qwen3-4B and
 /// Llama-3-8B on an H100: q/k/v/o, gate/up, down and the head; docs/benchmarks.md).
@@ -116,11 +116,7 @@ impl CudaBackend {
             self,
             f,
             "gemv",
-            LaunchConfig {
-                grid_dim: (as_u32(total, "GEMV blocks")?, 1, 1),
-                block_dim: (GEMV_THREADS, 1, 1),
-                shared_mem_bytes: 0,
-            },
+            grid(total, 1, GEMV_THREADS)?,
             &xa,
             &k,
             &s0.w,
@@ -239,11 +235,7 @@ impl CudaBackend {
             self,
             &self.k.gemv_silu[rows - 1],
             "gemv_silu",
-            LaunchConfig {
-                grid_dim: (as_u32(blocks, "GEMV blocks")?, 1, 1),
-                block_dim: (GEMV_THREADS, 1, 1),
-                shared_mem_bytes: 0,
-            },
+            grid(blocks, 1, GEMV_THREADS)?,
             &xa,
             &k,
             &ga,
