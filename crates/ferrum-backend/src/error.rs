@@ -21,6 +21,9 @@ pub enum BackendError {
     Batch(String),
     #[error("out of memory: {0}")]
     OutOfMemory(String),
+    /// A setting the backend reads (an environment variable) has a value it does not know.
+    #[error("{0}")]
+    Config(String),
     /// A device backend failed (driver, library or kernel); the message names which.
     #[error("{0}")]
     Device(String),

@@ -12,11 +12,13 @@ mod batch;
 pub mod cpu;
 pub mod cuda;
 mod error;
+mod rope_freqs;
 mod sampling;
 mod tensor;
 
 pub use batch::{AttentionBatch, AttentionParams, KvCacheSpec, RopeStyle};
 pub use error::BackendError;
+pub use rope_freqs::RopeFrequencies;
 pub use sampling::{LogitAdjust, RowSampling};
 pub use tensor::HostTensor;
 
@@ -44,10 +46,11 @@ pub trait Backend: Send + Sync {
     fn load_weight(&self, tensor: &HostTensor<'_>) -> Result<Self::Weight>;
     fn new_activations(&self, max_rows: usize, cols: usize) -> Result<Self::Activations>;
     fn new_kv_cache(&self, spec: &KvCacheSpec) -> Result<Self::KvCache>;
-    /// `inv_freq` has `rotary_dim / 2` entries, already scaled (e.g. Llama-3 `rope_scaling`).
+    /// Rotary tables for `freqs.half()` pairs per head, already scaled (e.g. Llama-3
+    /// `rope_scaling`).
     fn new_rope(
         &self,
-        inv_freq: &[f32],
+        freqs: &RopeFrequencies,
         max_positions: usize,
         style: RopeStyle,
     ) -> Result<Self::Rope>;

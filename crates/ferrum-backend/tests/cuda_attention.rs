@@ -33,7 +33,7 @@ use std::time::Instant;
 
 use ferrum_backend::cuda::{CudaActivations, CudaBackend, CudaKvCache};
 use ferrum_backend::{
-    AttentionBatch, AttentionParams, Backend, HostTensor, KvCacheSpec, RopeStyle,
+    AttentionBatch, AttentionParams, Backend, HostTensor, KvCacheSpec, RopeFrequencies, RopeStyle,
 };
 use rayon::prelude::*;
 
@@ -377,7 +377,9 @@ fn fused_prologue_matches_the_separate_ops() {
         let inv_freq: Vec<f32> = (0..head_dim / 2)
             .map(|i| 1.0 / 1_000_000f32.powf(2.0 * i as f32 / head_dim as f32))
             .collect();
-        let rope = b.new_rope(&inv_freq, 512, RopeStyle::Neox).expect("rope");
+        let rope = b
+            .new_rope(&RopeFrequencies::Product { inv_freq }, 512, RopeStyle::Neox)
+            .expect("rope");
         let width = kv_heads * head_dim;
         let mut vals = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.next() * 3.0).collect() };
         let (qd, kd, vd) = (vals(n * heads * head_dim), vals(n * width), vals(n * width));

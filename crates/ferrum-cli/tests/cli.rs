@@ -123,19 +123,25 @@ fn validate_fails_on_a_missing_path() {
 #[test]
 fn generate_chat_on_the_default_model() {
     let model = default_model();
-    let o = ferrum(&[
-        "generate",
-        "--model",
-        model.to_str().unwrap(),
-        "--chat",
-        "What is the capital of France?",
-        "--temperature",
-        "0",
-        "--max-tokens",
-        "5",
-        "--threads",
-        "2",
-    ]);
+    // With llama.cpp's summation orders the output is llama.cpp's to the token (its first two
+    // candidates here are 0.06 nats apart, closer than the default kernels' rounding noise).
+    let o = Command::new(env!("CARGO_BIN_EXE_ferrum"))
+        .args([
+            "generate",
+            "--model",
+            model.to_str().unwrap(),
+            "--chat",
+            "What is the capital of France?",
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "5",
+            "--threads",
+            "2",
+        ])
+        .env("FERRUM_CPU_NUMERICS", "llamacpp")
+        .output()
+        .expect("run ferrum");
     let t = text(&o);
     assert!(o.status.success(), "{t}");
     // llama.cpp's first five greedy tokens for this prompt spell "L'Étoile".
@@ -240,4 +246,24 @@ fn generate_runs_a_prompts_file_through_the_engine() {
     ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("prompts.jsonl:1"), "{}", text(&o));
+}
+
+#[test]
+fn an_unknown_cpu_numerics_value_is_refused_by_name() {
+    let model = default_model();
+    let o = Command::new(env!("CARGO_BIN_EXE_ferrum"))
+        .args([
+            "generate",
+            "--model",
+            model.to_str().unwrap(),
+            "--prompt",
+            "Hi",
+        ])
+        .args(["--max-tokens", "1", "--threads", "1"])
+        .env("FERRUM_CPU_NUMERICS", "exact")
+        .output()
+        .expect("run ferrum");
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(t.contains("FERRUM_CPU_NUMERICS=exact"), "{t}");
 }

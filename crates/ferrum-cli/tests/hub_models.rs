@@ -138,7 +138,12 @@ fn pull_list_validate_generate_and_rm_a_hub_model() {
     let url = start_hub(BTreeMap::from([("org/tiny".to_string(), files)]));
     let home = tempfile::tempdir().expect("home");
     let hf_home = home.path().join("hf").display().to_string();
-    let env = [("HF_ENDPOINT", url.as_str()), ("HF_HOME", hf_home.as_str())];
+    let env = [
+        ("HF_ENDPOINT", url.as_str()),
+        ("HF_HOME", hf_home.as_str()),
+        // llama.cpp's orders, so that the text is llama.cpp's (see cli.rs).
+        ("FERRUM_CPU_NUMERICS", "llamacpp"),
+    ];
 
     let o = ferrum(&["pull", "org/tiny"], &env);
     assert!(o.status.success(), "{}", text(&o));
@@ -203,7 +208,12 @@ fn a_gguf_from_the_hub_generates_what_the_local_file_does() {
     )]));
     let home = tempfile::tempdir().expect("home");
     let hf_home = home.path().join("hf").display().to_string();
-    let env = [("HF_ENDPOINT", url.as_str()), ("HF_HOME", hf_home.as_str())];
+    let env = [
+        ("HF_ENDPOINT", url.as_str()),
+        ("HF_HOME", hf_home.as_str()),
+        // llama.cpp's orders, so that the text is llama.cpp's (see cli.rs).
+        ("FERRUM_CPU_NUMERICS", "llamacpp"),
+    ];
     let run = |model: &str| {
         let o = ferrum(
             &[
@@ -242,7 +252,12 @@ fn download_dir_replaces_the_cache_folder() {
     let hf_home = home.path().join("hf").display().to_string();
     let dir = home.path().join("weights");
     let dir_s = dir.display().to_string();
-    let env = [("HF_ENDPOINT", url.as_str()), ("HF_HOME", hf_home.as_str())];
+    let env = [
+        ("HF_ENDPOINT", url.as_str()),
+        ("HF_HOME", hf_home.as_str()),
+        // llama.cpp's orders, so that the text is llama.cpp's (see cli.rs).
+        ("FERRUM_CPU_NUMERICS", "llamacpp"),
+    ];
 
     let o = ferrum(&["pull", "org/tiny", "--download-dir", &dir_s], &env);
     assert!(o.status.success(), "{}", text(&o));

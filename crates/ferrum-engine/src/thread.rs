@@ -10,7 +10,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ferrum_backend::cpu::CpuBackend;
+use ferrum_backend::cpu::{CpuBackend, CpuNumerics};
 use ferrum_backend::cuda::{self, CudaBackend};
 use ferrum_backend::{Backend, KvCacheSpec};
 use ferrum_executor::{Executor, ModelRunner};
@@ -81,7 +81,8 @@ fn start_cpu(
         max_model_len,
         config.kv_cache_memory_bytes,
     )?;
-    let backend = CpuBackend::new(config.threads).map_err(|e| startup(&e))?;
+    let numerics = CpuNumerics::from_env().map_err(|e| startup(&e))?;
+    let backend = CpuBackend::with_numerics(config.threads, numerics).map_err(|e| startup(&e))?;
     let model = DecoderModel::load(&backend, bundle.config.clone(), bundle.weights.as_ref())
         .map_err(|e| startup(&e))?;
     launch(backend, model, bundle, config, max_model_len, plan)

@@ -2,25 +2,33 @@
 //! `../shared/golden/smollm2-q4_1-llamacpp.json`.
 //!
 //! Both implementations quantize activations to 8 bits per block before each quantized matmul.
-//! That rounding amplifies any difference in float arithmetic (summation order, exp/rotary
-//! evaluation): two correct implementations then differ by the quantization noise itself, which
-//! measures 0.05–0.25 nats on this model's log-probabilities (our f32 path on the dequantized
-//! weights matches an independent float64 reference to 1e-6, and differs from our own 8-bit path
-//! by ~0.08 nats). So the checks are:
+//! That rounding amplifies any difference in float arithmetic: a one-ulp difference in an
+//! activation moves it across a rounding boundary now and then, which is a whole quantization
+//! step, and after a few layers the log-probabilities differ by 0.05–0.3 nats. The CPU
+//! backend forms rotary angles, `exp`, RMS norms and attention sums in llama.cpp's order
+//! everywhere; only its interleaved quantized kernels ([`CpuNumerics::Fast`], the default) sum
+//! each dot product in another order. So the checks are:
 //! - prompts render and tokenize to llama.cpp's ids exactly;
-//! - teacher-forced on llama.cpp's tokens, our greedy choice equals llama.cpp's at every step
-//!   whose top-two margin exceeds [`NOISE_NATS`];
-//! - `free_running_matches_up_to_safe_prefix` (ignored) is the strict token-for-token check up to
-//!   `safe_prefix_tokens`, which needs llama.cpp's exact float arithmetic to pass on every case.
+//! - with [`CpuNumerics::LlamaCpp`] (llama.cpp's `vec_dot` order for the quantized weights
+//!   too), free-running greedy output equals llama.cpp's token for token up to
+//!   `safe_prefix_tokens` in every case, and the log-probabilities of llama.cpp's top two
+//!   tokens agree to 2e-3 nats at every aligned step before any divergence;
+//! - with the default kernels, teacher-forced on llama.cpp's tokens, the log-probabilities of
+//!   llama.cpp's top two tokens differ from its own by less than [`MEAN_NOISE_NATS`] on
+//!   average (measured: 0.07), and our greedy choice equals llama.cpp's at every step whose
+//!   top-two margin exceeds [`NOISE_NATS`] (single log-probabilities move by up to 0.52).
 
 mod common;
 
+use ferrum_backend::cpu::CpuNumerics;
 use ferrum_executor::SeqInput;
 use ferrum_model::ModelBundle;
 use serde_json::Value;
 
-/// The log-probability noise between two correct 8-bit-activation implementations.
-const NOISE_NATS: f64 = 0.25;
+/// A top-two margin that the default kernels' summation order cannot overturn.
+const NOISE_NATS: f64 = 0.6;
+/// The mean log-probability difference the default kernels' summation order may cause.
+const MEAN_NOISE_NATS: f64 = 0.1;
 
 fn golden() -> Value {
     serde_json::from_str(
@@ -79,6 +87,7 @@ fn teacher_forced_greedy_agrees_with_llama_cpp() {
     let mut runner = common::runner(&bundle, 256, 2);
     let table: Vec<u32> = (0..16).rev().collect();
     let mut checked = 0;
+    let (mut noise, mut compared) = (0.0f64, 0usize);
     for (k, case) in g["results"].as_array().unwrap().iter().enumerate() {
         let mut ctx = prompt_of(&bundle, case);
         let out = ids(&case["output_token_ids"]);
@@ -98,6 +107,20 @@ fn teacher_forced_greedy_agrees_with_llama_cpp() {
             let best = (0..logits.len())
                 .max_by(|&a, &b| logits[a].total_cmp(&logits[b]).then(b.cmp(&a)))
                 .unwrap() as u32;
+            if margins.is_some() {
+                let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let lse = f64::from(max)
+                    + logits
+                        .iter()
+                        .map(|&x| f64::from(x - max).exp())
+                        .sum::<f64>()
+                        .ln();
+                for t in case["steps"][i]["top"].as_array().unwrap().iter().take(2) {
+                    let ours = f64::from(logits[t[0].as_u64().unwrap() as usize]) - lse;
+                    noise += (ours - t[1].as_f64().unwrap()).abs();
+                    compared += 1;
+                }
+            }
             // Where llama.cpp's margins are unknown, hold the whole safe prefix to agreement.
             let required = match &margins {
                 Some(m) => m[i] > NOISE_NATS,
@@ -113,18 +136,23 @@ fn teacher_forced_greedy_agrees_with_llama_cpp() {
             ctx.push(want);
         }
     }
-    assert!(checked > 300, "only {checked} steps were checked");
+    assert!(checked > 200, "only {checked} steps were checked");
+    let mean = noise / compared as f64;
+    assert!(
+        mean < MEAN_NOISE_NATS,
+        "mean log-probability difference {mean} over {compared} values"
+    );
 }
 
 #[test]
-#[ignore = "needs llama.cpp's exact float arithmetic; see the module docs"]
-fn free_running_matches_up_to_safe_prefix() {
+fn free_running_with_llama_cpp_orders_matches_up_to_safe_prefix() {
     let bundle = ModelBundle::open(&common::default_model()).expect("open default model");
     let g = golden();
     let n_predict = g["n_predict"].as_u64().unwrap() as usize;
     let eos = bundle.eos_token_ids();
-    let mut runner = common::runner(&bundle, 256, 2);
-    for case in g["results"].as_array().unwrap() {
+    let mut runner = common::runner_with(&bundle, 256, 2, CpuNumerics::LlamaCpp);
+    let mut whole = 0;
+    for (k, case) in g["results"].as_array().unwrap().iter().enumerate() {
         let prompt = prompt_of(&bundle, case);
         let expected = ids(&case["output_token_ids"]);
         let safe = case["safe_prefix_tokens"].as_u64().unwrap() as usize;
@@ -136,9 +164,29 @@ fn free_running_matches_up_to_safe_prefix() {
             .count();
         assert!(
             agree >= safe,
-            "diverged at {agree}, before the safe prefix {safe}"
+            "case {k}: diverged at {agree}, before the safe prefix {safe}"
         );
+        if agree == expected.len() {
+            whole += 1;
+        }
+        // Where llama.cpp's steps align with the tokens, its log-probability of the chosen
+        // token is ours (both are log-softmax of the same logits; llama.cpp's in f32).
+        if let Some(m) = margins(case) {
+            let top = case["steps"].as_array().unwrap();
+            for (i, s) in steps.iter().take(agree).enumerate() {
+                let want = top[i]["top"][0][1].as_f64().unwrap();
+                assert!(
+                    (f64::from(s.logprob) - want).abs() < 2e-3,
+                    "case {k} step {i}: logprob {} against llama.cpp's {want} (margin {})",
+                    s.logprob,
+                    m[i]
+                );
+            }
+        }
     }
+    // Beyond the safe prefix agreement is not guaranteed, but with the same arithmetic it
+    // should be the rule: most cases match to their last token.
+    assert!(whole >= 5, "only {whole} cases matched to the end");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! Invariant: a [`ModelConfig`] that exists has passed every check the decoder relies on
 //! (divisible head counts, positive sizes, a supported rotary scaling).
 
-use ferrum_backend::RopeStyle;
+use ferrum_backend::{RopeFrequencies, RopeStyle};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -73,6 +73,16 @@ pub enum RopeScaling {
     Linear(f64),
 }
 
+/// Whose arithmetic forms the rotary angles (see `ferrum_backend::RopeFrequencies`): the
+/// reference implementation of the checkpoint's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RopeAngles {
+    /// Hugging Face checkpoints: transformers' `position · inv_freq`.
+    Transformers,
+    /// GGUF files: llama.cpp's running product of `base^(−2/d)`.
+    LlamaCpp,
+}
+
 /// Everything the decoder needs, checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelConfig {
@@ -89,6 +99,7 @@ pub struct ModelConfig {
     pub rope_theta: f64,
     pub rope_scaling: Option<RopeScaling>,
     pub rope_style: RopeStyle,
+    pub rope_angles: RopeAngles,
     /// Per-frequency divisors stored in some GGUF files (`rope_freqs.weight`).
     pub rope_freq_factors: Option<Vec<f32>>,
     pub max_position_embeddings: usize,
@@ -222,6 +233,7 @@ impl ModelConfig {
             rope_theta: hf.rope_theta.unwrap_or(10_000.0),
             rope_scaling: parse_rope_scaling(&hf.rope_scaling)?,
             rope_style: RopeStyle::Neox,
+            rope_angles: RopeAngles::Transformers,
             rope_freq_factors: None,
             max_position_embeddings: require(
                 hf.max_position_embeddings,
@@ -285,6 +297,31 @@ impl ModelConfig {
             });
         }
         Ok(())
+    }
+
+    /// The rotary angles, formed as the checkpoint format's reference implementation forms them.
+    pub fn rope_frequencies(&self) -> RopeFrequencies {
+        match (self.rope_angles, self.rope_scaling) {
+            // llama.cpp has no Llama-3 scaling of its own (GGUF files carry it as factors).
+            (RopeAngles::Transformers, _) | (_, Some(RopeScaling::Llama3(_))) => {
+                RopeFrequencies::Product {
+                    inv_freq: self.inv_freq(),
+                }
+            }
+            (RopeAngles::LlamaCpp, _) => {
+                let d = self.head_dim as f32;
+                let freq_scale = match self.rope_scaling {
+                    Some(RopeScaling::Linear(factor)) => 1.0 / factor as f32,
+                    _ => 1.0,
+                };
+                RopeFrequencies::RunningProduct {
+                    half: self.head_dim / 2,
+                    theta_scale: (self.rope_theta as f32).powf(-2.0 / d),
+                    freq_scale,
+                    freq_factors: self.rope_freq_factors.clone().unwrap_or_default(),
+                }
+            }
+        }
     }
 
     /// Rotary inverse frequencies with the configured scaling applied.

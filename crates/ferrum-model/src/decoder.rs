@@ -175,7 +175,11 @@ impl<B: Backend> DecoderModel<B> {
         } else {
             Some(load(backend, src, "lm_head.weight", &[c.vocab_size, h])?)
         };
-        let rope = backend.new_rope(&c.inv_freq(), c.max_position_embeddings, c.rope_style)?;
+        let rope = backend.new_rope(
+            &c.rope_frequencies(),
+            c.max_position_embeddings,
+            c.rope_style,
+        )?;
         let attn = AttentionParams {
             num_heads: c.num_heads,
             num_kv_heads: c.num_kv_heads,

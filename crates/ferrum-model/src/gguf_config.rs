@@ -5,7 +5,7 @@ use ferrum_backend::RopeStyle;
 use ferrum_tokenizer::GgufVocab;
 
 use crate::arch::{arch_of, SUPPORTED};
-use crate::config::{ModelConfig, RopeScaling};
+use crate::config::{ModelConfig, RopeAngles, RopeScaling};
 use crate::error::{ModelError, Result};
 use crate::weights::{GgufMetadata, WeightSource};
 
@@ -91,8 +91,14 @@ pub fn config_from_gguf(md: &GgufMetadata, src: &dyn WeightSource) -> Result<Mod
         rms_norm_eps: md.get_f32(&key("attention.layer_norm_rms_epsilon"))?,
         rope_theta: md.opt_f64(&key("rope.freq_base"))?.unwrap_or(10_000.0),
         rope_scaling,
-        // The reader hands out Q/K rows in Hugging Face order, so the half-split style applies.
-        rope_style: RopeStyle::Neox,
+        // Llama files keep llama.cpp's Q/K row order (see `open_weights`), which pairs adjacent
+        // dimensions; the other architectures are stored in Hugging Face order.
+        rope_style: if arch_name == "llama" {
+            RopeStyle::Interleaved
+        } else {
+            RopeStyle::Neox
+        },
+        rope_angles: RopeAngles::LlamaCpp,
         rope_freq_factors: tensor_f32(src, "rope_freqs.weight")?,
         max_position_embeddings: md.get_usize(&key("context_length"))?,
         tie_word_embeddings: !src.contains("lm_head.weight"),

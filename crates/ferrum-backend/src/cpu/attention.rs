@@ -1,12 +1,16 @@
 //! Paged KV storage and causal attention over it.
 //!
-//! Invariants: a sequence's context token `j` lives in block `block_table[j / block_size]` at
-//! offset `j % block_size`; queries of this step are the last `query_len` tokens of the context,
-//! so query `i` sees context tokens `0..=seq_len - query_len + i`. A query head's output is
-//! computed by the same sequence of operations whatever else is in the batch.
+//! Invariants:
+//! - A sequence's context token `j` lives in block `block_table[j / block_size]` at offset
+//!   `j % block_size`; queries of this step are the last `query_len` tokens of the context, so
+//!   query `i` sees context tokens `0..=seq_len - query_len + i`.
+//! - A query head's output is computed by the same sequence of operations whatever else is in
+//!   the batch or how its prompt was split into steps, in one of the orders of
+//!   `attention_sums` (register-resident, or llama.cpp's).
 
 use std::cell::RefCell;
 
+use super::attention_sums::{fold_rows, Fast, LlamaCpp, SumOrder};
 use super::pool::{par_chunks_mut, Parallel};
 use super::CpuBatch;
 use crate::{AttentionParams, BackendError, KvCacheSpec, Result};
@@ -81,6 +85,14 @@ impl CpuKvCache {
     }
 }
 
+/// Which order attention sums in (see `attention_sums`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AttentionOrder {
+    #[default]
+    Fast,
+    LlamaCpp,
+}
+
 /// Where each token row's sequence starts and how much context it sees.
 struct TokenView {
     seq: usize,
@@ -132,12 +144,14 @@ fn token_views(batch: &CpuBatch, total_slots: usize, block_size: usize) -> Resul
 /// cached key and value row is read once per token and group; with fewer pairs than would keep
 /// the threads busy, tasks are single query heads instead. A head's arithmetic is the same
 /// either way, so results do not depend on the batch.
+#[allow(clippy::too_many_arguments)] // the op's operands, as the backend trait passes them
 pub fn paged_attention(
     par: &dyn Parallel,
     cache: &CpuKvCache,
     layer: usize,
     batch: &CpuBatch,
     p: &AttentionParams,
+    order: AttentionOrder,
     q: &[f32],
     out: &mut [f32],
 ) -> Result<()> {
@@ -174,17 +188,41 @@ pub fn paged_attention(
         let view = &views[t];
         let table = &batch.block_tables[view.seq * batch.max_blocks_per_seq..];
         let qs = &q[(t * nh + h0) * hd..(t * nh + h0 + per_task) * hd];
-        SCORES.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut scores) => ctx.attend(table, view.visible, h0 / group, qs, &mut scores, o),
-            Err(_) => ctx.attend(table, view.visible, h0 / group, qs, &mut Vec::new(), o),
+        let task = Task {
+            table,
+            visible: view.visible,
+            g: h0 / group,
+        };
+        let mut attend = |scratch: &mut Scratch| match order {
+            AttentionOrder::Fast => ctx.attend::<Fast>(&task, qs, scratch, o),
+            AttentionOrder::LlamaCpp => ctx.attend::<LlamaCpp>(&task, qs, scratch, o),
+        };
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => attend(&mut scratch),
+            Err(_) => attend(&mut Scratch::default()),
         })
     });
     Ok(())
 }
 
+/// Per-thread buffers of the task at hand; they keep their allocations across tasks and steps.
+#[derive(Default)]
+struct Scratch {
+    /// `heads × visible` attention scores, then weights.
+    scores: Vec<f32>,
+    /// `64 × head_dim` value accumulators (context position mod 64) of the llama.cpp order.
+    acc: Vec<f32>,
+}
+
 thread_local! {
-    /// Attention scores of the task at hand; keeps its allocation across tasks and steps.
-    static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// One (token, KV head) task: the sequence's block table and the context it sees.
+struct Task<'a> {
+    table: &'a [u32],
+    visible: usize,
+    g: usize,
 }
 
 /// One layer's cache, borrowed for a call.
@@ -197,37 +235,34 @@ struct Context<'a> {
 
 impl Context<'_> {
     /// `o` (heads × head_dim) = softmax(q·Kᵀ·scale)·V for the query heads `qs` that share KV
-    /// head `g`, over the first `visible` context tokens of a sequence with block `table`.
-    fn attend(
+    /// head `task.g`, over the first `task.visible` context tokens of its sequence.
+    fn attend<O: SumOrder>(
         &self,
-        table: &[u32],
-        visible: usize,
-        g: usize,
+        task: &Task<'_>,
         qs: &[f32],
-        scores: &mut Vec<f32>,
+        scratch: &mut Scratch,
         o: &mut [f32],
     ) {
         #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx2") {
-            // SAFETY: the feature was just detected.
-            return unsafe { self.attend_avx2(table, visible, g, qs, scores, o) };
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: the features were just detected.
+            return unsafe { self.attend_avx2::<O>(task, qs, scratch, o) };
         }
-        self.attend_generic(table, visible, g, qs, scores, o)
+        self.attend_generic::<O>(task, qs, scratch, o)
     }
 
-    /// The same code with 256-bit vectors (lane for lane the same arithmetic).
+    /// The same code with 256-bit vectors and FMA instructions (the same operations, so the
+    /// same results: without FMA hardware `mul_add` is a correctly rounded library call).
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn attend_avx2(
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn attend_avx2<O: SumOrder>(
         &self,
-        table: &[u32],
-        visible: usize,
-        g: usize,
+        task: &Task<'_>,
         qs: &[f32],
-        scores: &mut Vec<f32>,
+        scratch: &mut Scratch,
         o: &mut [f32],
     ) {
-        self.attend_generic(table, visible, g, qs, scores, o)
+        self.attend_generic::<O>(task, qs, scratch, o)
     }
 
     /// Offset of the first row of KV head `g` in cache block `blk`.
@@ -237,18 +272,19 @@ impl Context<'_> {
     }
 
     #[inline(always)]
-    fn attend_generic(
+    fn attend_generic<O: SumOrder>(
         &self,
-        table: &[u32],
-        visible: usize,
-        g: usize,
+        task: &Task<'_>,
         qs: &[f32],
-        scores: &mut Vec<f32>,
+        scratch: &mut Scratch,
         o: &mut [f32],
     ) {
+        let (visible, g) = (task.visible, task.g);
+        let table = task.table;
         let (bs, hd) = (self.spec.block_size, self.spec.head_dim);
         let heads = qs.len() / hd;
         let blocks = &table[..visible.div_ceil(bs)];
+        let Scratch { scores, acc } = scratch;
         scores.clear();
         scores.resize(heads * visible, 0.0);
         // 1. Scores, each key row read once for all heads of the group; the next block's rows
@@ -262,30 +298,77 @@ impl Context<'_> {
                 }
                 let k = &self.k[base + i * hd..base + (i + 1) * hd];
                 for (h, q) in qs.chunks_exact(hd).enumerate() {
-                    scores[h * visible + b * bs + i] = dot(q, k) * self.scale;
+                    scores[h * visible + b * bs + i] = O::dot(q, k) * self.scale;
                 }
             }
         }
-        // 2. Softmax per head (sum in f64: long contexts lose nothing to rounding), the
-        //    normalization folded into the weights.
+        // 2. Softmax per head (chunk sums in f64: long contexts lose nothing to rounding),
+        //    the normalization folded into the weights.
         for sc in scores.chunks_exact_mut(visible.max(1)) {
             let max = sc.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0.0f64;
-            for x in sc.iter_mut() {
-                *x = (*x - max).exp();
-                sum += f64::from(*x);
-            }
+            let sum = O::exp_sum(sc, max);
             let inv = (1.0 / sum) as f32;
             for x in sc.iter_mut() {
                 *x *= inv;
             }
         }
-        // 3. Weighted values: per block, each head's sum over the block's value rows (read from
-        //    memory once, then from L1), added in context order.
-        match hd {
-            64 => self.weighted_values::<64>(blocks, visible, g, scores, o),
-            128 => self.weighted_values::<128>(blocks, visible, g, scores, o),
-            _ => self.weighted_values_any(blocks, visible, g, scores, o),
+        // 3. Weighted values (the common head sizes spelled out so that they are unrolled).
+        if O::VEC_DOT_VALUES {
+            if acc.len() < 64 * hd {
+                acc.resize(64 * hd, 0.0);
+            }
+            match hd {
+                64 => self.weighted_values_vec_dot(64, blocks, visible, g, scores, acc, o),
+                128 => self.weighted_values_vec_dot(128, blocks, visible, g, scores, acc, o),
+                _ => self.weighted_values_vec_dot(hd, blocks, visible, g, scores, acc, o),
+            }
+        } else {
+            match hd {
+                64 => self.weighted_values::<64>(blocks, visible, g, scores, o),
+                128 => self.weighted_values::<128>(blocks, visible, g, scores, o),
+                _ => self.weighted_values_any(blocks, visible, g, scores, o),
+            }
+        }
+    }
+
+    /// `o_h = Σ_j w_hj · v_j` as [`LlamaCpp::dot`] sums: accumulator `j mod 64` takes position `j`,
+    /// then [`fold_rows`]. Only the first `min(visible, 64)` accumulators are ever non-zero,
+    /// so only those are cleared and folded (adding a zero row changes no bit).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn weighted_values_vec_dot(
+        &self,
+        hd: usize,
+        blocks: &[u32],
+        visible: usize,
+        g: usize,
+        w: &[f32],
+        acc: &mut [f32],
+        o: &mut [f32],
+    ) {
+        let bs = self.spec.block_size;
+        let rows = visible.min(64);
+        for (h, o) in o.chunks_exact_mut(hd).enumerate() {
+            let w = &w[h * visible..(h + 1) * visible];
+            acc[..rows * hd].fill(0.0);
+            for (b, &blk) in blocks.iter().enumerate() {
+                let base = self.block_base(blk, g);
+                let next = blocks.get(b + 1).map(|&n| self.block_base(n, g));
+                for i in 0..bs.min(visible - b * bs) {
+                    if let (0, Some(n)) = (h, next) {
+                        prefetch(&self.v[n + i * hd..n + (i + 1) * hd]);
+                    }
+                    let v = &self.v[base + i * hd..base + (i + 1) * hd];
+                    let j = b * bs + i;
+                    let wj = w[j];
+                    let lane = &mut acc[(j % 64) * hd..(j % 64 + 1) * hd];
+                    for (a, &x) in lane.iter_mut().zip(v) {
+                        *a = wj.mul_add(x, *a);
+                    }
+                }
+            }
+            fold_rows(acc, hd, rows);
+            o.copy_from_slice(&acc[..hd]);
         }
     }
 
@@ -363,22 +446,4 @@ fn prefetch(row: &[f32]) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = row;
-}
-
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // Eight independent lanes let the compiler vectorize the reduction.
-    let mut acc = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    let mut s: f32 = acc.iter().sum();
-    for (x, y) in ra.iter().zip(rb) {
-        s += x * y;
-    }
-    s
 }

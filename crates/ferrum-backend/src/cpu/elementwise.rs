@@ -51,17 +51,9 @@ pub fn embedding(
     }
 }
 
-#[inline]
-fn silu(x: f32) -> f32 {
-    x / (1.0 + (-x).exp())
-}
-
 pub fn silu_mul(par: &dyn Parallel, gate: &[f32], up: &[f32], out: &mut [f32]) {
     const CHUNK: usize = 8192;
     par_chunks_mut(par, out, CHUNK, |i, o| {
-        let (g, u) = (&gate[i * CHUNK..], &up[i * CHUNK..]);
-        for ((o, &g), &u) in o.iter_mut().zip(g).zip(u) {
-            *o = silu(g) * u;
-        }
+        super::expf::silu_mul_slice(&gate[i * CHUNK..], &up[i * CHUNK..], o);
     });
 }

@@ -9,7 +9,9 @@
 //!   head of one block is a contiguous `block_size × head_dim` tile.
 
 mod attention;
+mod attention_sums;
 mod elementwise;
+mod expf;
 mod linear;
 mod norm;
 pub mod pool;
@@ -20,7 +22,7 @@ use std::cell::RefCell;
 
 use crate::{
     AttentionBatch, AttentionParams, Backend, BackendError, HostTensor, KvCacheSpec, Result,
-    RopeStyle,
+    RopeFrequencies, RopeStyle,
 };
 
 pub use attention::CpuKvCache;
@@ -171,18 +173,57 @@ pub fn simd_features() -> String {
 pub struct CpuBackend {
     pool: pool::SpinPool,
     threads: usize,
+    numerics: CpuNumerics,
+}
+
+/// Which summation orders the backend uses where speed and reproducing llama.cpp differ.
+///
+/// Both compute the same model with the same 8-bit activation quantization; they differ only
+/// in the order of f32 additions inside quantized matrix products and attention. That is enough to change later tokens, because re-quantizing the
+/// activations turns a one-ulp difference into a whole quantization step now and then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CpuNumerics {
+    /// Interleaved weight groups (several times faster for quantized types) and
+    /// register-resident attention sums.
+    #[default]
+    Fast,
+    /// llama.cpp's x86 orders: GGUF rows with its `vec_dot` order, and its attention sums, so
+    /// that a GGUF model gives llama.cpp's activations bit for bit (its AVX-512 build); several
+    /// times slower on quantized weights.
+    LlamaCpp,
+}
+
+impl CpuNumerics {
+    /// From `FERRUM_CPU_NUMERICS` (`fast`, the default, or `llamacpp`).
+    pub fn from_env() -> Result<Self> {
+        match std::env::var("FERRUM_CPU_NUMERICS").ok().as_deref() {
+            None | Some("") | Some("fast") => Ok(Self::Fast),
+            Some("llamacpp") | Some("llama.cpp") => Ok(Self::LlamaCpp),
+            Some(other) => Err(BackendError::Config(format!(
+                "FERRUM_CPU_NUMERICS={other}: expected fast or llamacpp"
+            ))),
+        }
+    }
 }
 
 impl CpuBackend {
     /// `threads = 0` uses every available core.
     pub fn new(threads: usize) -> Result<Self> {
+        Self::with_numerics(threads, CpuNumerics::Fast)
+    }
+
+    pub fn with_numerics(threads: usize, numerics: CpuNumerics) -> Result<Self> {
         let threads = if threads == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
             threads
         };
         let pool = pool::SpinPool::new(threads)?;
-        Ok(Self { pool, threads })
+        Ok(Self {
+            pool,
+            threads,
+            numerics,
+        })
     }
 
     pub fn threads(&self) -> usize {
@@ -211,7 +252,10 @@ impl Backend for CpuBackend {
                 cols,
                 data: &tensor.data,
             };
-            Ok(CpuWeight::Quantized(quant::PreparedMatrix::new(&m)?))
+            Ok(CpuWeight::Quantized(match self.numerics {
+                CpuNumerics::Fast => quant::PreparedMatrix::new(&m)?,
+                CpuNumerics::LlamaCpp => quant::PreparedMatrix::gguf_rows(&m)?,
+            }))
         } else {
             Ok(CpuWeight::Dense {
                 data: tensor.to_f32_dense()?,
@@ -238,11 +282,11 @@ impl Backend for CpuBackend {
 
     fn new_rope(
         &self,
-        inv_freq: &[f32],
+        freqs: &RopeFrequencies,
         max_positions: usize,
         style: RopeStyle,
     ) -> Result<CpuRope> {
-        Ok(CpuRope::new(inv_freq, max_positions, style))
+        Ok(CpuRope::new(freqs, max_positions, style))
     }
 
     fn prepare_batch(&self, b: &AttentionBatch<'_>) -> Result<CpuBatch> {
@@ -381,7 +425,11 @@ impl Backend for CpuBackend {
         let n = batch.num_tokens();
         let qd = q.rows(n, "attention q")?;
         let od = out.rows_mut(n, "attention output")?;
-        attention::paged_attention(&self.pool, cache, layer, batch, params, qd, od)
+        let order = match self.numerics {
+            CpuNumerics::Fast => attention::AttentionOrder::Fast,
+            CpuNumerics::LlamaCpp => attention::AttentionOrder::LlamaCpp,
+        };
+        attention::paged_attention(&self.pool, cache, layer, batch, params, order, qd, od)
     }
 
     fn silu_mul(

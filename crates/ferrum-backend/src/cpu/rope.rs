@@ -1,6 +1,9 @@
 //! Rotary position embeddings from a precomputed cos/sin table.
+//!
+//! Invariant: a pair `(x0, x1)` becomes `(fma(x0, cos, −x1·sin), fma(x0, sin, x1·cos))`, the
+//! contraction llama.cpp's compiled rotation has, so GGUF models reproduce its q/k exactly.
 
-use crate::{BackendError, Result, RopeStyle};
+use crate::{BackendError, Result, RopeFrequencies, RopeStyle};
 
 /// `cos`/`sin` of `position × inv_freq[i]` for every position below `max_positions`.
 #[derive(Debug)]
@@ -13,19 +16,9 @@ pub struct CpuRope {
 }
 
 impl CpuRope {
-    pub fn new(inv_freq: &[f32], max_positions: usize, style: RopeStyle) -> Self {
-        let half = inv_freq.len();
-        let mut cos = Vec::with_capacity(max_positions * half);
-        let mut sin = Vec::with_capacity(max_positions * half);
-        for p in 0..max_positions {
-            for &f in inv_freq {
-                // The angle is formed in f32 as the checkpoints' reference code does, then
-                // evaluated in f64 so that large positions keep their precision.
-                let a = f64::from(p as f32 * f);
-                cos.push(a.cos() as f32);
-                sin.push(a.sin() as f32);
-            }
-        }
+    pub fn new(freqs: &RopeFrequencies, max_positions: usize, style: RopeStyle) -> Self {
+        let half = freqs.half();
+        let (cos, sin) = freqs.tables(max_positions);
         Self {
             cos,
             sin,
@@ -60,28 +53,57 @@ impl CpuRope {
             }
             let cos = &self.cos[p * self.half..(p + 1) * self.half];
             let sin = &self.sin[p * self.half..(p + 1) * self.half];
-            for head in row.chunks_mut(head_dim) {
-                match self.style {
-                    RopeStyle::Neox => {
-                        let (a, b) = head[..2 * self.half].split_at_mut(self.half);
-                        for i in 0..self.half {
-                            let (x0, x1) = (a[i], b[i]);
-                            a[i] = x0 * cos[i] - x1 * sin[i];
-                            b[i] = x0 * sin[i] + x1 * cos[i];
-                        }
-                    }
-                    RopeStyle::Interleaved => {
-                        for i in 0..self.half {
-                            let (x0, x1) = (head[2 * i], head[2 * i + 1]);
-                            head[2 * i] = x0 * cos[i] - x1 * sin[i];
-                            head[2 * i + 1] = x0 * sin[i] + x1 * cos[i];
-                        }
-                    }
-                }
-            }
+            rotate_row(row, head_dim, cos, sin, self.style);
         }
         Ok(())
     }
+}
+
+#[inline(always)]
+fn rotate_row_body(row: &mut [f32], head_dim: usize, cos: &[f32], sin: &[f32], style: RopeStyle) {
+    let half = cos.len();
+    for head in row.chunks_mut(head_dim) {
+        match style {
+            RopeStyle::Neox => {
+                let (a, b) = head[..2 * half].split_at_mut(half);
+                for i in 0..half {
+                    let (x0, x1) = (a[i], b[i]);
+                    a[i] = x0.mul_add(cos[i], -(x1 * sin[i]));
+                    b[i] = x0.mul_add(sin[i], x1 * cos[i]);
+                }
+            }
+            RopeStyle::Interleaved => {
+                for i in 0..half {
+                    let (x0, x1) = (head[2 * i], head[2 * i + 1]);
+                    head[2 * i] = x0.mul_add(cos[i], -(x1 * sin[i]));
+                    head[2 * i + 1] = x0.mul_add(sin[i], x1 * cos[i]);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "fma")]
+unsafe fn rotate_row_fma(
+    row: &mut [f32],
+    head_dim: usize,
+    cos: &[f32],
+    sin: &[f32],
+    style: RopeStyle,
+) {
+    rotate_row_body(row, head_dim, cos, sin, style)
+}
+
+/// Rotates every head of one row (FMA instructions where the CPU has them, else the same
+/// fused operations from the C library).
+fn rotate_row(row: &mut [f32], head_dim: usize, cos: &[f32], sin: &[f32], style: RopeStyle) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has FMA, the only feature the copy was compiled for.
+        return unsafe { rotate_row_fma(row, head_dim, cos, sin, style) };
+    }
+    rotate_row_body(row, head_dim, cos, sin, style)
 }
 
 #[cfg(test)]
@@ -90,7 +112,9 @@ mod tests {
 
     #[test]
     fn styles_rotate_the_same_pairs_in_different_storage_orders() {
-        let inv = [1.0f32, 0.1];
+        let inv = RopeFrequencies::Product {
+            inv_freq: vec![1.0, 0.1],
+        };
         let neox = CpuRope::new(&inv, 8, RopeStyle::Neox);
         let inter = CpuRope::new(&inv, 8, RopeStyle::Interleaved);
         let mut a = vec![1.0, 2.0, 3.0, 4.0]; // pairs (1,3) and (2,4)

@@ -26,7 +26,7 @@ use cudarc::driver::{CudaContext, CudaStream, LaunchConfig, PushKernelArg};
 
 use crate::{
     AttentionBatch, AttentionParams, Backend, BackendError, HostTensor, KvCacheSpec, LogitAdjust,
-    Result, RopeStyle, RowSampling,
+    Result, RopeFrequencies, RopeStyle, RowSampling,
 };
 
 pub use device::{driver_present, probe, CudaDeviceInfo};
@@ -309,21 +309,12 @@ impl Backend for CudaBackend {
 
     fn new_rope(
         &self,
-        inv_freq: &[f32],
+        freqs: &RopeFrequencies,
         max_positions: usize,
         style: RopeStyle,
     ) -> Result<CudaRope> {
-        let half = inv_freq.len();
-        let mut cos = Vec::with_capacity(max_positions * half);
-        let mut sin = Vec::with_capacity(max_positions * half);
-        for p in 0..max_positions {
-            for &f in inv_freq {
-                // As the CPU backend: the angle formed in f32 like the reference, evaluated in f64.
-                let a = f64::from(p as f32 * f);
-                cos.push(a.cos() as f32);
-                sin.push(a.sin() as f32);
-            }
-        }
+        let half = freqs.half();
+        let (cos, sin) = freqs.tables(max_positions);
         let up = |v: &[f32]| -> Result<cudarc::driver::CudaSlice<f32>> {
             let v = if v.is_empty() { &[0.0f32][..] } else { v };
             Ok(self.stream.clone_htod(v).map_err(CudaError::from)?)

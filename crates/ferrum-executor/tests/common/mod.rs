@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use ferrum_backend::cpu::CpuBackend;
+use ferrum_backend::cpu::{CpuBackend, CpuNumerics};
 use ferrum_backend::KvCacheSpec;
 use ferrum_executor::{sample, ModelRunner, Rng, SeqInput, SequenceView};
 use ferrum_model::{DecoderModel, ModelBundle};
@@ -35,7 +35,17 @@ pub const BLOCK_SIZE: usize = 16;
 
 /// A runner with room for `max_tokens` tokens of context, one sequence.
 pub fn runner(bundle: &ModelBundle, max_tokens: usize, threads: usize) -> ModelRunner<CpuBackend> {
-    let backend = CpuBackend::new(threads).expect("thread pool");
+    runner_with(bundle, max_tokens, threads, CpuNumerics::Fast)
+}
+
+/// [`runner`] with the given summation orders.
+pub fn runner_with(
+    bundle: &ModelBundle,
+    max_tokens: usize,
+    threads: usize,
+    numerics: CpuNumerics,
+) -> ModelRunner<CpuBackend> {
+    let backend = CpuBackend::with_numerics(threads, numerics).expect("thread pool");
     let cfg = bundle.config.clone();
     let model = DecoderModel::load(&backend, cfg.clone(), bundle.weights.as_ref()).expect("load");
     let spec = KvCacheSpec {

@@ -57,6 +57,15 @@ pub(crate) fn group_block_bytes(dtype: DType) -> Option<usize> {
 impl PreparedMatrix {
     /// Copies `w` into the fastest layout its type has (validating it first).
     pub fn new(w: &QuantMatrix<'_>) -> Result<Self> {
+        Self::with_layout(w, true)
+    }
+
+    /// Copies `w` keeping GGUF rows, whose kernels sum in llama.cpp's `vec_dot` order.
+    pub fn gguf_rows(w: &QuantMatrix<'_>) -> Result<Self> {
+        Self::with_layout(w, false)
+    }
+
+    fn with_layout(w: &QuantMatrix<'_>, interleave_rows: bool) -> Result<Self> {
         w.validate()?;
         if !w.dtype.is_quantized() {
             return Err(BackendError::UnsupportedDType {
@@ -64,7 +73,7 @@ impl PreparedMatrix {
                 dtype: w.dtype,
             });
         }
-        let layout = match group_block_bytes(w.dtype) {
+        let layout = match group_block_bytes(w.dtype).filter(|_| interleave_rows) {
             Some(gbb) => Layout::Interleaved(interleave(w, gbb)),
             None => Layout::Rows(w.data.to_vec()),
         };

@@ -2,9 +2,11 @@
 //!
 //! Invariants:
 //! - Every mapped name is unique (a file whose GGUF and mapped names collide is refused).
-//! - With [`GgufLayout::HuggingFace`] (the default), tensors come back in the layout the same
-//!   model's safetensors would have: for `general.architecture = llama`, Q/K projection rows are
-//!   un-permuted (see `rope_layout.rs`), which costs one copy of those tensors.
+//! - With [`GgufLayout::HuggingFace`], tensors come back in the layout the same model's
+//!   safetensors would have: for `general.architecture = llama`, Q/K projection rows are
+//!   un-permuted (see `rope_layout.rs`), which costs one copy of those tensors. With
+//!   [`GgufLayout::Stored`] (what [`GgufWeights::open`] gives, and what the model runs on),
+//!   bytes come back as stored and the model rotates adjacent pairs instead, as llama.cpp does.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -20,11 +22,12 @@ use crate::weights::source::{TensorInfo, WeightSource};
 /// How tensor bytes are handed out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GgufLayout {
-    /// The Hugging Face layout (llama Q/K rows un-permuted): one model implementation, one
-    /// rotary style for every checkpoint format.
-    #[default]
+    /// The Hugging Face layout (llama Q/K rows un-permuted), comparable tensor for tensor
+    /// with the same model's safetensors.
     HuggingFace,
-    /// The bytes as stored (llama Q/K rows in llama.cpp's interleaved-rotary order).
+    /// The bytes as stored (llama Q/K rows in llama.cpp's interleaved-rotary order): no copy,
+    /// and the same per-head element order as llama.cpp, so the same sums.
+    #[default]
     Stored,
 }
 
@@ -43,9 +46,9 @@ pub struct GgufWeights {
 }
 
 impl GgufWeights {
-    /// Opens `path` with the Hugging Face layout.
+    /// Opens `path` with the stored layout (llama models then use interleaved rotary).
     pub fn open(path: &Path) -> Result<Self> {
-        Self::new(GgufFile::open(path)?, GgufLayout::HuggingFace)
+        Self::new(GgufFile::open(path)?, GgufLayout::Stored)
     }
 
     pub fn new(file: GgufFile, layout: GgufLayout) -> Result<Self> {
