@@ -85,7 +85,26 @@ fn start_cpu(
     let backend = CpuBackend::with_numerics(config.threads, numerics).map_err(|e| startup(&e))?;
     let model = DecoderModel::load(&backend, bundle.config.clone(), bundle.weights.as_ref())
         .map_err(|e| startup(&e))?;
-    launch(backend, model, bundle, config, max_model_len, plan)
+    let spec = kv_spec(&bundle.config, config.block_size, plan.num_blocks);
+    let runner = ModelRunner::new(
+        backend,
+        model,
+        spec,
+        config.max_num_batched_tokens,
+        config.max_num_seqs,
+    )
+    .map_err(|e| startup(&e))?;
+    launch(runner, bundle, config, max_model_len, plan)
+}
+
+fn kv_spec(cfg: &ferrum_model::ModelConfig, block_size: usize, num_blocks: usize) -> KvCacheSpec {
+    KvCacheSpec {
+        num_layers: cfg.num_layers,
+        num_kv_heads: cfg.num_kv_heads,
+        head_dim: cfg.head_dim,
+        block_size,
+        num_blocks,
+    }
 }
 
 fn start_cuda(
@@ -113,11 +132,56 @@ fn start_cuda(
         gb_per_s = format!("{:.1}", mem.weights as f64 / secs.max(1e-9) / 1e9),
         "weights on the device"
     );
-    let workspace = workspace_bytes(
+    // The step's peak, profiled: a prompt pass of --max-num-batched-tokens tokens over a KV
+    // cache just large enough for it, then whatever the device lost beyond weights and that
+    // cache is the workspace the real cache must leave room for.
+    let profile_tokens = config.max_num_batched_tokens;
+    let profile_seq = max_model_len.min(profile_tokens).max(1);
+    let profile_blocks =
+        ModelRunner::<CudaBackend>::profile_blocks(profile_tokens, profile_seq, config.block_size)
+            + 1;
+    let per_block = (bundle.config.kv_bytes_per_token(2) * config.block_size) as u64;
+    let estimate = workspace_bytes(
         &bundle.config,
         config.max_num_batched_tokens,
         config.max_num_seqs,
         2,
+    );
+    if mem.used + estimate + profile_blocks as u64 * per_block > mem.total {
+        return Err(EngineError::Startup(format!(
+            "the model's weights take {} MiB of the card's {} MiB; a step of \
+             --max-num-batched-tokens {} needs about {} MiB more: lower \
+             --max-num-batched-tokens or use a larger card",
+            mem.weights >> 20,
+            mem.total >> 20,
+            config.max_num_batched_tokens,
+            (estimate + profile_blocks as u64 * per_block) >> 20
+        )));
+    }
+    let mut runner = ModelRunner::new(
+        backend,
+        model,
+        kv_spec(&bundle.config, config.block_size, profile_blocks),
+        config.max_num_batched_tokens,
+        config.max_num_seqs,
+    )
+    .map_err(|e| startup(&e))?;
+    let t = std::time::Instant::now();
+    runner
+        .profile_run(profile_tokens, profile_seq)
+        .map_err(|e| {
+            EngineError::Startup(format!("profiling a step of {profile_tokens} tokens: {e}"))
+        })?;
+    let (free2, _) = runner.backend().memory_info().map_err(|e| startup(&e))?;
+    let workspace = free1
+        .saturating_sub(free2)
+        .saturating_sub(profile_blocks as u64 * per_block);
+    tracing::info!(
+        seconds = format!("{:.2}", t.elapsed().as_secs_f64()),
+        tokens = profile_tokens,
+        peak_workspace_mib = workspace >> 20,
+        estimated_mib = estimate >> 20,
+        "step memory profiled"
     );
     let plan = plan_gpu_kv_cache(
         bundle.config.kv_bytes_per_token(2),
@@ -129,20 +193,22 @@ fn start_cuda(
         config.kv_cache_memory_bytes,
     )?;
     tracing::info!(
-        device = %backend.name(),
+        device = %runner.backend().name(),
         weights_mib = mem.weights >> 20,
         workspace_mib = workspace >> 20,
         kv_cache_mib = plan.bytes >> 20,
         gpu_memory_utilization = config.gpu_memory_utilization,
         "GPU memory plan"
     );
-    launch(backend, model, bundle, config, max_model_len, plan)
+    runner
+        .replace_kv_cache(kv_spec(&bundle.config, config.block_size, plan.num_blocks))
+        .map_err(|e| startup(&e))?;
+    launch(runner, bundle, config, max_model_len, plan)
 }
 
 /// The device-independent rest of start-up: scheduler, runner, executor and the thread.
 fn launch<B: Backend + 'static>(
-    backend: B,
-    model: DecoderModel<B>,
+    mut runner: ModelRunner<B>,
     bundle: &ModelBundle,
     config: EngineConfig,
     max_model_len: usize,
@@ -161,15 +227,8 @@ fn launch<B: Backend + 'static>(
         long_prefill_token_threshold: None,
     };
     let scheduler = Scheduler::new(sched_cfg).map_err(|e| EngineError::Startup(e.to_string()))?;
-    let spec = KvCacheSpec {
-        num_layers: cfg.num_layers,
-        num_kv_heads: cfg.num_kv_heads,
-        head_dim: cfg.head_dim,
-        block_size: config.block_size,
-        num_blocks: plan.num_blocks,
-    };
     let info = EngineInfo {
-        device: backend.name(),
+        device: runner.backend().name(),
         max_model_len,
         num_blocks: plan.num_blocks - 1,
         block_size: config.block_size,
@@ -177,15 +236,6 @@ fn launch<B: Backend + 'static>(
         max_concurrency: plan.max_concurrency,
         vocab_size: cfg.vocab_size,
     };
-    let runner = ModelRunner::new(
-        backend,
-        model,
-        spec,
-        config.max_num_batched_tokens,
-        config.max_num_seqs,
-    )
-    .map_err(|e| startup(&e))?;
-    let mut runner = runner;
     if !config.enforce_eager {
         runner.enable_graphs(max_model_len);
     }

@@ -123,6 +123,79 @@ impl<B: Backend> ModelRunner<B> {
         })
     }
 
+    /// KV blocks that [`Self::profile_run`] needs for `num_tokens` tokens in sequences of at
+    /// most `max_seq_len`.
+    pub fn profile_blocks(num_tokens: usize, max_seq_len: usize, block_size: usize) -> usize {
+        let seq_len = max_seq_len.max(1);
+        let full = num_tokens / seq_len;
+        let rest = num_tokens % seq_len;
+        full * seq_len.div_ceil(block_size) + rest.div_ceil(block_size)
+    }
+
+    /// One forward pass over `num_tokens` prompt tokens (id 0, in sequences of at most
+    /// `max_seq_len`, at most `max_num_seqs` of them, each asking for logits), so that every
+    /// buffer a step allocates on first use exists: the device memory in use afterwards is a
+    /// step's peak. The KV cache needs [`Self::profile_blocks`] blocks; what the pass writes
+    /// there is meaningless, so call [`Self::replace_kv_cache`] before serving.
+    pub fn profile_run(&mut self, num_tokens: usize, max_seq_len: usize) -> Result<()> {
+        let seq_len = max_seq_len.max(1);
+        let tokens = vec![0u32; seq_len];
+        let mut lens = Vec::new();
+        let mut left = num_tokens.min(seq_len * self.max_num_seqs);
+        while left > 0 {
+            let n = left.min(seq_len);
+            lens.push(n);
+            left -= n;
+        }
+        let bs = self.kv_spec.block_size;
+        let mut tables: Vec<Vec<u32>> = Vec::with_capacity(lens.len());
+        let mut next = 0u32;
+        for &n in &lens {
+            let blocks = n.div_ceil(bs) as u32;
+            tables.push((next..next + blocks).collect());
+            next += blocks;
+        }
+        if next as usize > self.kv_spec.num_blocks {
+            return Err(ExecutorError::InvalidStep(format!(
+                "the profiling pass needs {next} KV blocks, the cache has {}",
+                self.kv_spec.num_blocks
+            )));
+        }
+        let seqs: Vec<SeqInput<'_>> = lens
+            .iter()
+            .zip(&tables)
+            .map(|(&n, table)| SeqInput {
+                tokens: &tokens[..n],
+                num_computed_tokens: 0,
+                block_table: table,
+                want_logits: true,
+            })
+            .collect();
+        if !seqs.is_empty() {
+            self.forward(&seqs)?;
+        }
+        Ok(())
+    }
+
+    /// Gives the KV cache back and allocates one of `spec`'s shape (the old one is released
+    /// first, so both never need room at once). Before graphs are enabled only: recordings
+    /// hold the cache's addresses.
+    pub fn replace_kv_cache(&mut self, spec: KvCacheSpec) -> Result<()> {
+        if self.graphs.is_some() {
+            return Err(ExecutorError::InvalidStep(
+                "the KV cache cannot be replaced once graphs are enabled".into(),
+            ));
+        }
+        let placeholder = KvCacheSpec {
+            num_blocks: 1,
+            ..spec
+        };
+        self.kv = self.backend.new_kv_cache(&placeholder)?;
+        self.kv = self.backend.new_kv_cache(&spec)?;
+        self.kv_spec = spec;
+        Ok(())
+    }
+
     /// Replays decode steps as device graphs where the backend records them (one recording
     /// per batch-size bucket, made on first use). `max_model_len` bounds every sequence, and
     /// so the block table width the recordings assume. Returns whether graphs are on.
