@@ -93,10 +93,12 @@ pub enum AttentionOrder {
     LlamaCpp,
 }
 
-/// Where each token row's sequence starts and how much context it sees.
+/// Where each token row's sequence starts, how much context it sees, and whether other
+/// tokens of its sequence are in the step.
 struct TokenView {
     seq: usize,
     visible: usize,
+    multi: bool,
 }
 
 fn token_views(batch: &CpuBatch, total_slots: usize, block_size: usize) -> Result<Vec<TokenView>> {
@@ -127,6 +129,7 @@ fn token_views(batch: &CpuBatch, total_slots: usize, block_size: usize) -> Resul
             views.push(TokenView {
                 seq: s,
                 visible: seq_len - q_len + i + 1,
+                multi: q_len > 1,
             });
         }
     }
@@ -192,6 +195,7 @@ pub fn paged_attention(
             table,
             visible: view.visible,
             g: h0 / group,
+            multi: view.multi,
         };
         let mut attend = |scratch: &mut Scratch| match order {
             AttentionOrder::Fast => ctx.attend::<Fast>(&task, qs, scratch, o),
@@ -218,11 +222,13 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-/// One (token, KV head) task: the sequence's block table and the context it sees.
+/// One (token, KV head) task: the sequence's block table, the context it sees, and whether
+/// the step has other tokens of the sequence.
 struct Task<'a> {
     table: &'a [u32],
     visible: usize,
     g: usize,
+    multi: bool,
 }
 
 /// One layer's cache, borrowed for a call.
@@ -317,10 +323,12 @@ impl Context<'_> {
             if acc.len() < 64 * hd {
                 acc.resize(64 * hd, 0.0);
             }
+            let lanes = if task.multi { 16 } else { 64 };
+            let w = (&scores[..], &mut acc[..]);
             match hd {
-                64 => self.weighted_values_vec_dot(64, blocks, visible, g, scores, acc, o),
-                128 => self.weighted_values_vec_dot(128, blocks, visible, g, scores, acc, o),
-                _ => self.weighted_values_vec_dot(hd, blocks, visible, g, scores, acc, o),
+                64 => self.weighted_values_vec_dot(64, lanes, blocks, visible, g, w, o),
+                128 => self.weighted_values_vec_dot(128, lanes, blocks, visible, g, w, o),
+                _ => self.weighted_values_vec_dot(hd, lanes, blocks, visible, g, w, o),
             }
         } else {
             match hd {
@@ -331,23 +339,25 @@ impl Context<'_> {
         }
     }
 
-    /// `o_h = Σ_j w_hj · v_j` as [`LlamaCpp::dot`] sums: accumulator `j mod 64` takes position `j`,
-    /// then [`fold_rows`]. Only the first `min(visible, 64)` accumulators are ever non-zero,
-    /// so only those are cleared and folded (adding a zero row changes no bit).
+    /// `o_h = Σ_j w_hj · v_j` in llama.cpp's orders: accumulator `j mod lanes` takes position
+    /// `j` (64 lanes: its `vec_dot`; 16: its matrix multiply), then [`fold_rows`]. Only the
+    /// first `min(visible, lanes)` accumulators are ever non-zero, so only those are cleared and
+    /// folded (adding a zero row changes no bit). `w_acc` is (weights, accumulator rows).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn weighted_values_vec_dot(
         &self,
         hd: usize,
+        lanes: usize,
         blocks: &[u32],
         visible: usize,
         g: usize,
-        w: &[f32],
-        acc: &mut [f32],
+        w_acc: (&[f32], &mut [f32]),
         o: &mut [f32],
     ) {
+        let (w, acc) = w_acc;
         let bs = self.spec.block_size;
-        let rows = visible.min(64);
+        let rows = visible.min(lanes);
         for (h, o) in o.chunks_exact_mut(hd).enumerate() {
             let w = &w[h * visible..(h + 1) * visible];
             acc[..rows * hd].fill(0.0);
@@ -361,13 +371,13 @@ impl Context<'_> {
                     let v = &self.v[base + i * hd..base + (i + 1) * hd];
                     let j = b * bs + i;
                     let wj = w[j];
-                    let lane = &mut acc[(j % 64) * hd..(j % 64 + 1) * hd];
+                    let lane = &mut acc[(j % lanes) * hd..(j % lanes + 1) * hd];
                     for (a, &x) in lane.iter_mut().zip(v) {
                         *a = wj.mul_add(x, *a);
                     }
                 }
             }
-            fold_rows(acc, hd, rows);
+            fold_rows(acc, hd, rows, lanes);
             o.copy_from_slice(&acc[..hd]);
         }
     }

@@ -5,11 +5,13 @@
 //!   one accumulator per output value. Used by default.
 //! - [`LlamaCpp`] sums exactly as llama.cpp's x86 CPU backend does (f32 cache, no flash
 //!   attention, AVX-512 build), so a GGUF model can reproduce its activations bit for bit:
-//!   a score and a value output are both its `ggml_vec_dot_f32` (64 accumulators, position or
-//!   dimension mod 64, of fused multiply-adds, folded by [`fold_rows`]); the softmax adds
-//!   `e^(s − max)` per 16 context positions with [`tree16`], the chunk sums in f64.
-//! - Both use [`expf`], both are the same whatever else is in the batch, and neither depends
-//!   on how a prompt was split into steps.
+//!   a score is its `ggml_vec_dot_f32` (64 accumulators, dimension mod 64, of fused
+//!   multiply-adds, folded by [`fold_rows`]); the softmax adds `e^(s − max)` per 16 context
+//!   positions with [`tree16`], the chunk sums in f64; a value output is `ggml_vec_dot_f32`
+//!   over the context (64 accumulators) for a step's only token, and its matrix-multiply order
+//!   (16 accumulators, position mod 16) for the tokens of a multi-token step.
+//! - Both use [`expf`] and are the same whatever else is in the batch. [`Fast`] does not
+//!   depend on how a prompt was split into steps; [`LlamaCpp`] does, as llama.cpp does.
 
 use super::expf::expf;
 
@@ -117,12 +119,13 @@ pub fn tree16(v: &[f32; 16]) -> f32 {
     (g[0] + g[2]) + (g[1] + g[3])
 }
 
-/// Folds the first `rows` rows of `acc` (each `width` wide, the rest taken as zero) into row 0
-/// in [`LlamaCpp::dot`]'s order: `(a[l] + a[32 + l]) + (a[16 + l] + a[48 + l])` per lane `l`,
-/// then [`tree16`] over the lanes. Absent rows are skipped rather than added, which is exact
-/// (adding +0 changes no non-zero value).
+/// Folds the first `rows` rows of `acc` (each `width` wide, the rest taken as zero) into row 0.
+/// With `lanes == 64`, in [`LlamaCpp::dot`]'s order: `(a[l] + a[32 + l]) + (a[16 + l] +
+/// a[48 + l])` per lane `l`, then [`tree16`] over the lanes; with `lanes == 16`, [`tree16`]
+/// alone. Absent rows are skipped rather than added, which is exact (adding +0 changes no
+/// non-zero value).
 #[inline(always)]
-pub fn fold_rows(acc: &mut [f32], width: usize, rows: usize) {
+pub fn fold_rows(acc: &mut [f32], width: usize, rows: usize, lanes: usize) {
     let add = |acc: &mut [f32], dst: usize, src: usize| {
         if src < rows {
             let (lo, hi) = acc.split_at_mut(src * width);
@@ -134,12 +137,14 @@ pub fn fold_rows(acc: &mut [f32], width: usize, rows: usize) {
             }
         }
     };
-    for l in 0..16 {
-        add(acc, l, 32 + l);
-        add(acc, 16 + l, 48 + l);
-    }
-    for l in 0..16 {
-        add(acc, l, 16 + l);
+    if lanes == 64 {
+        for l in 0..16 {
+            add(acc, l, 32 + l);
+            add(acc, 16 + l, 48 + l);
+        }
+        for l in 0..16 {
+            add(acc, l, 16 + l);
+        }
     }
     for i in 0..8 {
         add(acc, i, i + 8);
@@ -199,8 +204,18 @@ mod tests {
                 }
                 let mut ys = y[..64].to_vec();
                 ys[rows..].fill(0.0);
-                fold_rows(&mut acc, 1, rows);
+                let mut acc16 = vec![0.0f32; 16];
+                for (p, (a, b)) in x.iter().zip(&y).take(rows).enumerate() {
+                    acc16[p % 16] = a.mul_add(*b, acc16[p % 16]);
+                }
+                fold_rows(&mut acc, 1, rows, 64);
                 assert_eq!(acc[0], reference_dot(&xs, &ys), "rows {rows}");
+                // The 16-lane order: a fused multiply-add chain per lane, then the tree.
+                let mut lanes = [0.0f32; 16];
+                lanes.copy_from_slice(&acc16);
+                let want = tree16(&lanes);
+                fold_rows(&mut acc16, 1, rows.min(16), 16);
+                assert_eq!(acc16[0], want, "rows {rows}");
             }
         }
         let (x, y) = (values(100, 3), values(100, 4));
