@@ -5,8 +5,8 @@
 //!   `j % block_size`; queries of this step are the last `query_len` tokens of the context, so
 //!   query `i` sees context tokens `0..=seq_len - query_len + i`.
 //! - A query head's output is computed by the same sequence of operations whatever else is in
-//!   the batch or how its prompt was split into steps, in one of the orders of
-//!   `attention_sums` (register-resident, or llama.cpp's).
+//!   the batch, in one of the orders of `attention_sums` (register-resident, or llama.cpp's).
+//!   The default order also does not depend on how a prompt was split into steps.
 
 use std::cell::RefCell;
 
