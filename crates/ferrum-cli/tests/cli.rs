@@ -5,8 +5,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn ferrum(args: &[&str]) -> Output {
+    ferrum_with_env(args, &[])
+}
+
+fn ferrum_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ferrum"))
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("run ferrum")
 }
@@ -125,8 +130,8 @@ fn generate_chat_on_the_default_model() {
     let model = default_model();
     // With llama.cpp's summation orders the output is llama.cpp's to the token (its first two
     // candidates here are 0.06 nats apart, closer than the default kernels' rounding noise).
-    let o = Command::new(env!("CARGO_BIN_EXE_ferrum"))
-        .args([
+    let o = ferrum_with_env(
+        &[
             "generate",
             "--model",
             model.to_str().unwrap(),
@@ -138,10 +143,9 @@ fn generate_chat_on_the_default_model() {
             "5",
             "--threads",
             "2",
-        ])
-        .env("FERRUM_CPU_NUMERICS", "llamacpp")
-        .output()
-        .expect("run ferrum");
+        ],
+        &[("FERRUM_CPU_NUMERICS", "llamacpp")],
+    );
     let t = text(&o);
     assert!(o.status.success(), "{t}");
     // llama.cpp's first five greedy tokens for this prompt spell "L'Étoile".
@@ -251,18 +255,20 @@ fn generate_runs_a_prompts_file_through_the_engine() {
 #[test]
 fn an_unknown_cpu_numerics_value_is_refused_by_name() {
     let model = default_model();
-    let o = Command::new(env!("CARGO_BIN_EXE_ferrum"))
-        .args([
+    let o = ferrum_with_env(
+        &[
             "generate",
             "--model",
             model.to_str().unwrap(),
             "--prompt",
             "Hi",
-        ])
-        .args(["--max-tokens", "1", "--threads", "1"])
-        .env("FERRUM_CPU_NUMERICS", "exact")
-        .output()
-        .expect("run ferrum");
+            "--max-tokens",
+            "1",
+            "--threads",
+            "1",
+        ],
+        &[("FERRUM_CPU_NUMERICS", "exact")],
+    );
     let t = text(&o);
     assert!(!o.status.success(), "{t}");
     assert!(t.contains("FERRUM_CPU_NUMERICS=exact"), "{t}");
