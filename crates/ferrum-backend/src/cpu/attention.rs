@@ -271,6 +271,35 @@ impl Context<'_> {
         self.attend_generic::<O>(task, qs, scratch, o)
     }
 
+    /// Calls `f(j, row_j)` for the first `visible` context positions `j` of KV head `g` in
+    /// `data` (this layer's keys or values, rows of `hd`), in context order. With `fetch_next`,
+    /// the next block's rows are fetched meanwhile (blocks are scattered, so the hardware
+    /// prefetcher cannot).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn for_each_row(
+        &self,
+        data: &[f32],
+        hd: usize,
+        blocks: &[u32],
+        visible: usize,
+        g: usize,
+        fetch_next: bool,
+        mut f: impl FnMut(usize, &[f32]),
+    ) {
+        let bs = self.spec.block_size;
+        for (b, &blk) in blocks.iter().enumerate() {
+            let base = self.block_base(blk, g);
+            let next = blocks.get(b + 1).map(|&n| self.block_base(n, g));
+            for i in 0..bs.min(visible - b * bs) {
+                if let (true, Some(n)) = (fetch_next, next) {
+                    prefetch(&data[n + i * hd..n + (i + 1) * hd]);
+                }
+                f(b * bs + i, &data[base + i * hd..base + (i + 1) * hd]);
+            }
+        }
+    }
+
     /// Offset of the first row of KV head `g` in cache block `blk`.
     #[inline(always)]
     fn block_base(&self, blk: u32, g: usize) -> usize {
@@ -293,21 +322,12 @@ impl Context<'_> {
         let Scratch { scores, acc } = scratch;
         scores.clear();
         scores.resize(heads * visible, 0.0);
-        // 1. Scores, each key row read once for all heads of the group; the next block's rows
-        //    are fetched meanwhile (blocks are scattered, so the hardware prefetcher cannot).
-        for (b, &blk) in blocks.iter().enumerate() {
-            let base = self.block_base(blk, g);
-            let next = blocks.get(b + 1).map(|&n| self.block_base(n, g));
-            for i in 0..bs.min(visible - b * bs) {
-                if let Some(n) = next {
-                    prefetch(&self.k[n + i * hd..n + (i + 1) * hd]);
-                }
-                let k = &self.k[base + i * hd..base + (i + 1) * hd];
-                for (h, q) in qs.chunks_exact(hd).enumerate() {
-                    scores[h * visible + b * bs + i] = O::dot(q, k) * self.scale;
-                }
+        // 1. Scores, each key row read once for all heads of the group.
+        self.for_each_row(self.k, hd, blocks, visible, g, true, |j, k| {
+            for (h, q) in qs.chunks_exact(hd).enumerate() {
+                scores[h * visible + j] = O::dot(q, k) * self.scale;
             }
-        }
+        });
         // 2. Softmax per head (chunk sums in f64: long contexts lose nothing to rounding),
         //    the normalization folded into the weights.
         for sc in scores.chunks_exact_mut(visible.max(1)) {
@@ -356,27 +376,17 @@ impl Context<'_> {
         o: &mut [f32],
     ) {
         let (w, acc) = w_acc;
-        let bs = self.spec.block_size;
         let rows = visible.min(lanes);
         for (h, o) in o.chunks_exact_mut(hd).enumerate() {
             let w = &w[h * visible..(h + 1) * visible];
             acc[..rows * hd].fill(0.0);
-            for (b, &blk) in blocks.iter().enumerate() {
-                let base = self.block_base(blk, g);
-                let next = blocks.get(b + 1).map(|&n| self.block_base(n, g));
-                for i in 0..bs.min(visible - b * bs) {
-                    if let (0, Some(n)) = (h, next) {
-                        prefetch(&self.v[n + i * hd..n + (i + 1) * hd]);
-                    }
-                    let v = &self.v[base + i * hd..base + (i + 1) * hd];
-                    let j = b * bs + i;
-                    let wj = w[j];
-                    let lane = &mut acc[(j % lanes) * hd..(j % lanes + 1) * hd];
-                    for (a, &x) in lane.iter_mut().zip(v) {
-                        *a = wj.mul_add(x, *a);
-                    }
+            self.for_each_row(self.v, hd, blocks, visible, g, h == 0, |j, v| {
+                let wj = w[j];
+                let lane = &mut acc[(j % lanes) * hd..(j % lanes + 1) * hd];
+                for (a, &x) in lane.iter_mut().zip(v) {
+                    *a = wj.mul_add(x, *a);
                 }
-            }
+            });
             fold_rows(acc, hd, rows, lanes);
             o.copy_from_slice(&acc[..hd]);
         }
@@ -392,24 +402,15 @@ impl Context<'_> {
         w: &[f32],
         o: &mut [f32],
     ) {
-        let bs = self.spec.block_size;
         for (h, o) in o.chunks_exact_mut(HD).enumerate() {
             let w = &w[h * visible..(h + 1) * visible];
             let mut acc = [0.0f32; HD];
-            for (b, &blk) in blocks.iter().enumerate() {
-                let base = self.block_base(blk, g);
-                let next = blocks.get(b + 1).map(|&n| self.block_base(n, g));
-                for i in 0..bs.min(visible - b * bs) {
-                    if let (0, Some(n)) = (h, next) {
-                        prefetch(&self.v[n + i * HD..n + (i + 1) * HD]);
-                    }
-                    let v = &self.v[base + i * HD..base + (i + 1) * HD];
-                    let wj = w[b * bs + i];
-                    for (a, &x) in acc.iter_mut().zip(v) {
-                        *a += wj * x;
-                    }
+            self.for_each_row(self.v, HD, blocks, visible, g, h == 0, |j, v| {
+                let wj = w[j];
+                for (a, &x) in acc.iter_mut().zip(v) {
+                    *a += wj * x;
                 }
-            }
+            });
             o.copy_from_slice(&acc);
         }
     }
@@ -424,20 +425,16 @@ impl Context<'_> {
         w: &[f32],
         o: &mut [f32],
     ) {
-        let (bs, hd) = (self.spec.block_size, self.spec.head_dim);
+        let hd = self.spec.head_dim;
         o.fill(0.0);
         for (h, o) in o.chunks_exact_mut(hd).enumerate() {
             let w = &w[h * visible..(h + 1) * visible];
-            for (b, &blk) in blocks.iter().enumerate() {
-                let base = self.block_base(blk, g);
-                for i in 0..bs.min(visible - b * bs) {
-                    let v = &self.v[base + i * hd..base + (i + 1) * hd];
-                    let wj = w[b * bs + i];
-                    for (a, &x) in o.iter_mut().zip(v) {
-                        *a += wj * x;
-                    }
+            self.for_each_row(self.v, hd, blocks, visible, g, false, |j, v| {
+                let wj = w[j];
+                for (a, &x) in o.iter_mut().zip(v) {
+                    *a += wj * x;
                 }
-            }
+            });
         }
     }
 }
