@@ -5,7 +5,7 @@
 #   2. NVRTC compile check of our kernels for sm_80..sm_90 (cuda_kernels test binary), device
 #      sampling and attention kernels against references (cuda_sampling, cuda_attention);
 #   3. CUDA vs CPU on the testkit's tiny presets, and the parity/decode run on the models of 1
-#      (cuda_parity test binary);
+#      (cuda_parity test binary), in bf16 and again in f32;
 #   4. compare.py: the checks and a short table, printed last.
 # Binaries come prebuilt in $FERRUM_KIT_BIN (default .gpu): `scripts/gpu/build.sh` makes them.
 # Logs go to $OUT (default /tmp/ferrum-kit). SHAPES picks models (comma list, see make_models.py).
@@ -37,6 +37,13 @@ for t in cuda_sampling cuda_attention cuda_linear; do
 done
 echo "== cuda_parity" >> "$OUT/tests.log"
 FERRUM_PARITY_DIR="$ROOT" "$BIN/cuda_parity" --test-threads 1 --nocapture 2>&1 | tee -a "$OUT/tests.log" || status=1
+# The same models with Ferrum computing in f32 (`--dtype float32`), for the 1e-3 check against
+# transformers in f32. PARITY_F32=0 skips it.
+if [ "${PARITY_F32:-1}" != 0 ]; then
+  echo "== cuda_parity (float32)" >> "$OUT/tests.log"
+  FERRUM_PARITY_DTYPE=float32 FERRUM_PARITY_DIR="$ROOT" "$BIN/cuda_parity" cuda_parity_dump \
+    --test-threads 1 --nocapture 2>&1 | tee -a "$OUT/tests.log" || status=1
+fi
 # 5. The engine end to end on CUDA (a tiny tokenizer stands in: prompts are token ids anyway):
 #    start-up time and memory plan, greedy generation, offline throughput (vLLM's workloads,
 #    fewer prompts on the 1024-token-input workload to keep the run short).

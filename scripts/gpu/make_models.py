@@ -95,6 +95,10 @@ def build(name, root, n_prompts, greedy_steps, decode_steps, seed):
         m32 = m.float()
         rows = [m32(torch.tensor([p], device="cuda")).logits[0, -1].float().cpu() for p in prompts]
         torch.stack(rows).numpy().tofile(os.path.join(d, "hf_logits_fp32.f32"))
+        # The reference for Ferrum's f32 mode (no TF32: PyTorch's default for matmuls).
+        gen = m32.generate(ids, do_sample=False, max_new_tokens=greedy_steps + 1,
+                           min_new_tokens=greedy_steps + 1, pad_token_id=0, eos_token_id=None)
+        hf["greedy_tokens_fp32"] = gen[0, len(prompts[0]):].tolist()
     json.dump(hf, open(os.path.join(d, "hf.json"), "w"))
     del m; torch.cuda.empty_cache()
     print(f"{name}: saved in {save_s:.1f}s, {hf['weight_bytes'] / 2**30:.2f} GiB", flush=True)

@@ -4,13 +4,19 @@
 //! - `cuda_matches_cpu_on_tiny_presets`: same bf16 checkpoint on the CPU backend (f32 math)
 //!   and on CUDA (bf16 activations): last-token logits within 2e-2 relative error, batched
 //!   prefill == one sequence at a time, greedy decode tokens equal up to the first near-tie.
+//! - `cuda_f32_and_f16_match_cpu_on_tiny_presets`: an f32 checkpoint on the CPU and on CUDA
+//!   computing in f32 (logits within 1e-3, greedy tokens equal up to a near-tie) and in f16
+//!   (within 2e-2).
 //! - `cuda_parity_dump`: with `FERRUM_PARITY_DIR` set, runs every model folder there that holds
 //!   `prompts.json` and writes `ferrum_logits.f32`, `ferrum.json` (greedy tokens, batched vs
 //!   single error, decode ms/token eager and as CUDA graphs, graph vs eager error) for
-//!   `scripts/gpu/compare.py` to check against transformers.
+//!   `scripts/gpu/compare.py` to check against transformers. With `FERRUM_PARITY_DTYPE=float32`
+//!   (or `float16`) the backend computes in that type and the files are named
+//!   `ferrum_logits_fp32.f32` and `ferrum_fp32.json` (`_fp16`).
 
 mod gpu_common;
-use gpu_common::cuda;
+use ferrum_backend::cuda::CudaDType;
+use gpu_common::{cuda, cuda_as};
 use std::path::Path;
 use std::time::Instant;
 
@@ -188,6 +194,52 @@ fn cuda_matches_cpu_on_tiny_presets() {
     }
 }
 
+#[test]
+fn cuda_f32_and_f16_match_cpu_on_tiny_presets() {
+    let Some(_probe) = cuda() else { return };
+    drop(_probe);
+    for name in ["tiny_llama", "tiny_qwen2", "tiny_qwen3"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = ferrum_testkit::preset(name).unwrap();
+        spec.dtype = ferrum_testkit::DType::F32;
+        ferrum_testkit::write_test_model(dir.path(), &spec).unwrap();
+        let prompts: Vec<Vec<u32>> = [7usize, 19, 70]
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| lcg_prompt(i as u64 + 11, n, spec.vocab_size))
+            .collect();
+        let steps: usize = 12;
+        let per = (70 + steps + 1).div_ceil(BLOCK);
+        let tables: Vec<Vec<u32>> = (0..prompts.len()).map(|i| table(i, per)).collect();
+        let blocks = 1 + prompts.len() * per;
+        let mut cpu = runner(CpuBackend::new(2).unwrap(), dir.path(), 256, 8, blocks);
+        let c = prefill(&mut cpu, &prompts, &tables);
+        let nop_c = |_: &CpuBackend| {};
+        let (tc, mc, _) = greedy(&mut cpu, &prompts[2], &tables[2], &c[2], steps, &nop_c);
+        for (dtype, bound) in [(CudaDType::F32, 1e-3), (CudaDType::F16, 2e-2)] {
+            let mut gpu = runner(cuda_as(dtype).unwrap(), dir.path(), 256, 8, blocks);
+            let g = prefill(&mut gpu, &prompts, &tables);
+            for (i, (a, b)) in g.iter().zip(&c).enumerate() {
+                let e = rel_err(a, b);
+                eprintln!("{name} {dtype} prompt {i}: CUDA vs CPU rel err {e:.2e}");
+                assert!(e < bound, "{name} {dtype} prompt {i}: rel err {e}");
+            }
+            let nop_g = |b: &CudaBackend| b.synchronize().unwrap();
+            let (tg, _, _) = greedy(&mut gpu, &prompts[2], &tables[2], &g[2], steps, &nop_g);
+            let near = if dtype == CudaDType::F32 { 1e-3 } else { 0.05 };
+            for k in 0..tg.len() {
+                if mc[k] < near {
+                    break;
+                }
+                assert_eq!(
+                    tg[k], tc[k],
+                    "{name} {dtype}: greedy step {k} ({tg:?} vs {tc:?})"
+                );
+            }
+        }
+    }
+}
+
 fn write_f32(path: &Path, rows: &[Vec<f32>]) {
     let bytes: Vec<u8> = rows
         .iter()
@@ -208,7 +260,17 @@ fn cuda_parity_dump() {
         eprintln!("skipped: FERRUM_PARITY_DIR not set");
         return;
     };
-    if cuda().is_none() {
+    let dtype = match std::env::var("FERRUM_PARITY_DTYPE").as_deref() {
+        Ok("float32") => CudaDType::F32,
+        Ok("float16") => CudaDType::F16,
+        _ => CudaDType::BF16,
+    };
+    let suffix = match dtype {
+        CudaDType::BF16 => "",
+        CudaDType::F16 => "_fp16",
+        CudaDType::F32 => "_fp32",
+    };
+    if cuda_as(dtype).is_none() {
         return;
     }
     let mut dirs: Vec<_> = std::fs::read_dir(&root)
@@ -231,7 +293,7 @@ fn cuda_parity_dump() {
         let tables: Vec<Vec<u32>> = (0..prompts.len()).map(|i| table(i, per)).collect();
         let t0 = Instant::now();
         let mut r = runner(
-            cuda().unwrap(),
+            cuda_as(dtype).unwrap(),
             &dir,
             total.max(256),
             prompts.len().max(8),
@@ -252,7 +314,7 @@ fn cuda_parity_dump() {
             .zip(&batched)
             .map(|(a, b)| rel_err(b, a))
             .fold(0f64, f64::max);
-        write_f32(&dir.join("ferrum_logits.f32"), &single);
+        write_f32(&dir.join(format!("ferrum_logits{suffix}.f32")), &single);
         let sync = |b: &CudaBackend| b.synchronize().unwrap();
         // Every greedy run starts from prompt 0 prefilled alone: the batched prefill above left
         // its own (slightly different) keys and values in prompt 0's blocks.
@@ -316,7 +378,7 @@ fn cuda_parity_dump() {
             "graph_vs_eager_rel_err": graph_err,
             "decode_context": prompts[0].len(),
         });
-        std::fs::write(dir.join("ferrum.json"), out.to_string()).unwrap();
+        std::fs::write(dir.join(format!("ferrum{suffix}.json")), out.to_string()).unwrap();
         eprintln!("{}: {out}", dir.display());
     }
 }

@@ -18,6 +18,10 @@ pub struct PlacementArgs {
     /// Run every GPU step op by op: no CUDA graphs for decode steps.
     #[arg(long)]
     pub enforce_eager: bool,
+    /// GPU compute type: auto (the checkpoint's 16-bit type; bf16 for f32 checkpoints),
+    /// bfloat16, float16 (half) or float32 (float). The CPU computes in f32.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "bfloat16", "float16", "half", "float32", "float"])]
+    pub dtype: String,
 }
 
 impl PlacementArgs {
@@ -28,6 +32,7 @@ impl PlacementArgs {
             device: engine_device(self.device),
             gpu_memory_utilization: self.gpu_memory_utilization,
             enforce_eager: self.enforce_eager,
+            dtype: self.dtype.clone(),
             ..config
         }
     }

@@ -273,3 +273,46 @@ fn an_unknown_cpu_numerics_value_is_refused_by_name() {
     assert!(!o.status.success(), "{t}");
     assert!(t.contains("FERRUM_CPU_NUMERICS=exact"), "{t}");
 }
+
+#[test]
+fn dtype_names_vllm_types_and_refuses_others() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_model("tiny_qwen3", dir.path());
+    let run = |dtype: &str| {
+        ferrum(&[
+            "generate",
+            "--model",
+            dir.path().to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--dtype",
+            dtype,
+            "--prompt",
+            "hello world",
+            "--max-tokens",
+            "4",
+            "--temperature",
+            "0",
+            "--threads",
+            "1",
+            "--print-token-ids",
+        ])
+    };
+    // The CPU computes in f32 whatever the type, and says so when another was asked for.
+    let f32_run = run("float32");
+    assert!(f32_run.status.success(), "{}", text(&f32_run));
+    assert!(!text(&f32_run).contains("computes in float32"));
+    let half = run("half");
+    assert!(half.status.success(), "{}", text(&half));
+    assert!(text(&half).contains("computes in float32"), "{}", text(&half));
+    let ids = |o: &Output| {
+        String::from_utf8_lossy(&o.stderr)
+            .lines()
+            .find(|l| l.contains("output_token_ids"))
+            .map(str::to_string)
+    };
+    assert_eq!(ids(&f32_run), ids(&half));
+    let bad = run("fp8");
+    assert!(!bad.status.success());
+    assert!(text(&bad).contains("fp8"), "{}", text(&bad));
+}

@@ -4,6 +4,9 @@
 //! with the reason (no driver, no GPU, a missing library, quantized GGUF weights). `auto` takes
 //! CUDA when a driver and a usable GPU are present and the model is a Hugging Face checkpoint
 //! (not GGUF), else the CPU, and logs why when a driver was found but CUDA was unusable.
+//!
+//! `--dtype` picks the CUDA backend's compute type (see `CudaDType::from_flag`); the CPU
+//! backend computes in f32 and says so when another type was asked for.
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -11,7 +14,7 @@ use std::sync::mpsc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ferrum_backend::cpu::{CpuBackend, CpuNumerics};
-use ferrum_backend::cuda::{self, CudaBackend};
+use ferrum_backend::cuda::{self, CudaBackend, CudaDType};
 use ferrum_backend::{Backend, KvCacheSpec};
 use ferrum_executor::{Executor, ModelRunner};
 use ferrum_model::{DecoderModel, ModelBundle};
@@ -49,7 +52,7 @@ pub fn start_engine(
         Device::Cpu => start_cpu(bundle, config, max_model_len),
         Device::Cuda => {
             // A GGUF file of quantized tensors fails at its first such tensor, with the reason.
-            let backend = CudaBackend::new(0)
+            let backend = CudaBackend::with_dtype(0, cuda_dtype(bundle, &config)?)
                 .map_err(|e| EngineError::Startup(format!("--device cuda: {e}")))?;
             start_cuda(backend, bundle, config, max_model_len)
         }
@@ -58,7 +61,7 @@ pub fn start_engine(
             if bundle.files.is_gguf() || !cuda::driver_present() {
                 return start_cpu(bundle, config, max_model_len);
             }
-            match CudaBackend::new(0) {
+            match CudaBackend::with_dtype(0, cuda_dtype(bundle, &config)?) {
                 Ok(backend) => start_cuda(backend, bundle, config, max_model_len),
                 Err(e) => {
                     tracing::warn!(reason = %e, "--device auto: CUDA unusable, running on the CPU");
@@ -69,11 +72,27 @@ pub fn start_engine(
     }
 }
 
+/// `--dtype` as the CUDA backend's type, for this checkpoint.
+fn cuda_dtype(bundle: &ModelBundle, config: &EngineConfig) -> Result<CudaDType, EngineError> {
+    CudaDType::from_flag(&config.dtype, &bundle.config.dtype).ok_or_else(|| {
+        EngineError::Startup(format!(
+            "--dtype {:?} is not one of auto, bfloat16, float16, half, float32, float",
+            config.dtype
+        ))
+    })
+}
+
 fn start_cpu(
     bundle: &ModelBundle,
     config: EngineConfig,
     max_model_len: usize,
 ) -> Result<(EngineHandle, EngineInfo), EngineError> {
+    if !matches!(config.dtype.as_str(), "auto" | "float32" | "float") {
+        tracing::warn!(
+            dtype = %config.dtype,
+            "the CPU backend computes in float32 (quantized weights stay quantized)"
+        );
+    }
     // Planned before the (long) load so that a cache that cannot fit fails at once.
     let plan = plan_cpu_kv_cache(
         bundle.config.kv_bytes_per_token(4),
@@ -140,12 +159,13 @@ fn start_cuda(
     let profile_blocks =
         ModelRunner::<CudaBackend>::profile_blocks(profile_tokens, profile_seq, config.block_size)
             + 1;
-    let per_block = (bundle.config.kv_bytes_per_token(2) * config.block_size) as u64;
+    let elem = backend.dtype().size();
+    let per_block = (bundle.config.kv_bytes_per_token(elem) * config.block_size) as u64;
     let estimate = workspace_bytes(
         &bundle.config,
         config.max_num_batched_tokens,
         config.max_num_seqs,
-        2,
+        elem,
     );
     if mem.used + estimate + profile_blocks as u64 * per_block > mem.total {
         return Err(EngineError::Startup(format!(
@@ -184,7 +204,7 @@ fn start_cuda(
         "step memory profiled"
     );
     let plan = plan_gpu_kv_cache(
-        bundle.config.kv_bytes_per_token(2),
+        bundle.config.kv_bytes_per_token(elem),
         config.block_size,
         max_model_len,
         config.gpu_memory_utilization,

@@ -15,12 +15,13 @@ use cudarc::driver::{LaunchConfig, PushKernelArg};
 
 use super::kernels::{AttentionKernels, ATTENTION_HEAD_DIMS, PREFILL_ITEM_TOKENS};
 use super::{
-    as_u32, grid, launch_err, CudaActivations, CudaBackend, CudaBatch, CudaError, CudaKvCache,
+    as_u32, grid, launch_err, CudaActivations, CudaBackend, CudaBatch, CudaDType, CudaError,
+    CudaKvCache,
 };
 use crate::{AttentionParams, BackendError, Result};
 
-/// Threads of a prefill block: the tensor-core kernel (head sizes up to 128, `TC_WARPS` warps)
-/// and the CUDA-core one (head size 256, `PF_THREADS`).
+/// Threads of a prefill block: the tensor-core kernel (16-bit types, head sizes up to 128,
+/// `TC_WARPS` warps) and the CUDA-core one (head size 256, or f32, `PF_THREADS`).
 const PREFILL_TC_THREADS: u32 = 128;
 const PREFILL_CORE_THREADS: u32 = 256;
 /// Threads of a decode block (`DC_WARPS` warps).
@@ -96,6 +97,12 @@ pub(super) struct AttentionArgs<'k> {
     num_kv_heads: u32,
     /// Query heads per KV head.
     group: usize,
+}
+
+impl AttentionArgs<'_> {
+    pub fn has_prefill_kernel(&self) -> bool {
+        self.f.prefill.is_some()
+    }
 }
 
 /// The largest divisor of `n` that is at most `cap` (1 when `n` is 0).
@@ -209,8 +216,15 @@ impl CudaBackend {
         params: &AttentionParams,
         a: &AttentionArgs<'_>,
     ) -> Result<()> {
+        let Some(f) = &a.f.prefill else {
+            return Err(CudaError::Unsupported(format!(
+                "tiled prefill attention at head_dim {} in {}",
+                params.head_dim, self.dtype
+            ))
+            .into());
+        };
         // Rows (query × head) of a block and its threads: see attention.cu.
-        let (rows, threads) = if params.head_dim > 128 {
+        let (rows, threads) = if params.head_dim > 128 || self.dtype == CudaDType::F32 {
             (32, PREFILL_CORE_THREADS)
         } else {
             (64, PREFILL_TC_THREADS)
@@ -226,7 +240,7 @@ impl CudaBackend {
         let scale = params.scale;
         launch!(
             self,
-            &a.f.prefill,
+            f,
             "attn_prefill",
             grid(
                 batch.num_prefill_items * nsub,
@@ -361,6 +375,16 @@ impl CudaBackend {
         out: &mut CudaActivations,
     ) -> Result<()> {
         let a = self.attention_args(cache, layer, batch, params, q, out)?;
+        self.reference_attention(batch, params, &a)
+    }
+
+    /// Launches `paged_attention_<D>` over every token of the batch.
+    pub(super) fn reference_attention(
+        &self,
+        batch: &CudaBatch,
+        params: &AttentionParams,
+        a: &AttentionArgs<'_>,
+    ) -> Result<()> {
         let n = batch.num_tokens;
         if n == 0 {
             return Ok(());

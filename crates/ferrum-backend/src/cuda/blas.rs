@@ -1,4 +1,5 @@
-//! Linear layers through cuBLAS: bf16 operands, f32 accumulation, bf16 result.
+//! Linear layers through cuBLAS: operands and result in the backend's element type, f32
+//! accumulation (for f32 operands without TF32: the default math mode keeps full precision).
 
 use std::sync::Arc;
 
@@ -6,7 +7,7 @@ use cudarc::cublas::sys::{cublasComputeType_t, cublasGemmAlgo_t, cublasOperation
 use cudarc::cublas::CudaBlas;
 use cudarc::driver::{CudaSlice, CudaStream};
 
-use super::CudaError;
+use super::{CudaDType, CudaError};
 
 /// cuBLAS's workspace: ours, so that a graph capture never sees cuBLAS allocate.
 const WORKSPACE_BYTES: usize = 32 << 20;
@@ -41,13 +42,15 @@ impl Blas {
         })
     }
 
-    /// `y[rows, n_out] = x[rows, k] · w[n_out, k]ᵀ` with row-major operands at device
+    /// `y[rows, n_out] = x[rows, k] · w[n_out, k]ᵀ` with row-major `dtype` operands at device
     /// addresses `x`, `w`, `y`.
     ///
     /// Row-major `y` is column-major `yᵀ` (`n_out × rows`, leading dimension `n_out`), and
     /// `yᵀ = w · xᵀ`: column-major `w` seen as `k × n_out` transposed, times column-major `xᵀ`.
+    #[allow(clippy::too_many_arguments)]
     pub fn linear(
         &self,
+        dtype: CudaDType,
         x: u64,
         w: u64,
         y: u64,
@@ -55,6 +58,11 @@ impl Blas {
         k: usize,
         n_out: usize,
     ) -> Result<(), CudaError> {
+        let ty = match dtype {
+            CudaDType::BF16 => cudaDataType::CUDA_R_16BF,
+            CudaDType::F16 => cudaDataType::CUDA_R_16F,
+            CudaDType::F32 => cudaDataType::CUDA_R_32F,
+        };
         let alpha = 1.0f32;
         let beta = 0.0f32;
         let dim = |v: usize| {
@@ -72,14 +80,14 @@ impl Blas {
                 dim(k)?,
                 (&alpha as *const f32).cast(),
                 w as *const _,
-                cudaDataType::CUDA_R_16BF,
+                ty,
                 dim(k)?,
                 x as *const _,
-                cudaDataType::CUDA_R_16BF,
+                ty,
                 dim(k)?,
                 (&beta as *const f32).cast(),
                 y as *mut _,
-                cudaDataType::CUDA_R_16BF,
+                ty,
                 dim(n_out)?,
                 cublasComputeType_t::CUBLAS_COMPUTE_32F,
                 cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,

@@ -1,9 +1,11 @@
 //! Our CUDA kernels: `.cu` sources embedded in the binary, compiled with NVRTC at start-up for
-//! the card's architecture, and cached on disk as PTX.
+//! the card's architecture and the backend's element type, and cached on disk as PTX.
 //!
 //! Invariants:
-//! - The sources include no CUDA header (bf16 travels as raw bits, see `common.cuh`), so NVRTC
-//!   needs no include path and the toolkit's headers are not a run-time dependency.
+//! - The sources include no CUDA header (16-bit floats travel as raw bits, see `common.cuh`),
+//!   so NVRTC needs no include path and the toolkit's headers are not a run-time dependency.
+//! - One module per element type: the same sources with `FERRUM_ELEM` defined, and the same
+//!   kernel names, except that the f32 module has no `attn_prefill_256` (see `attention.cu`).
 //! - A cache entry is named by the SHA-256 of (sources, compile options, NVRTC version) and the
 //!   target architecture; a changed kernel, option or compiler never reuses an old entry. Entries
 //!   are written to a temporary name and renamed, so a reader never sees half a file.
@@ -16,7 +18,7 @@ use cudarc::driver::{CudaContext, CudaFunction, CudaModule};
 use cudarc::nvrtc::{CompileOptions, Ptx};
 use sha2::{Digest, Sha256};
 
-use super::CudaError;
+use super::{CudaDType, CudaError};
 
 /// The kernel sources, concatenated in this order into one compilation unit.
 const SOURCES: [(&str, &str); 9] = [
@@ -65,6 +67,10 @@ pub const GEMV_THREADS: u32 = 128;
 /// reference `paged_attention_<D>`).
 pub const ATTENTION_HEAD_DIMS: [usize; 6] = [16, 32, 64, 96, 128, 256];
 
+/// Largest head size with a tiled prefill kernel in the f32 module, which runs it on CUDA cores
+/// (`PREFILL_KERNEL` instances in `attention.cu`).
+pub const F32_PREFILL_MAX_HEAD_DIM: usize = 128;
+
 /// Queries of one sequence per prefill work item (`PF_ITEM_TOKENS` in `attention.cu`).
 pub const PREFILL_ITEM_TOKENS: u32 = 64;
 
@@ -79,9 +85,10 @@ pub fn source() -> String {
     s
 }
 
-fn options(arch: u32) -> Vec<String> {
+fn options(arch: u32, dtype: CudaDType) -> Vec<String> {
     vec![
         format!("--gpu-architecture=compute_{arch}"),
+        format!("-DFERRUM_ELEM={}", dtype.kernel_define()),
         "--std=c++17".into(),
         "--use_fast_math".into(),
         // Keep exact division and square roots where the reference has them.
@@ -103,17 +110,17 @@ fn nvrtc_version() -> String {
 }
 
 /// The cache key: everything that changes the PTX.
-pub fn cache_key(arch: u32) -> String {
+pub fn cache_key(arch: u32, dtype: CudaDType) -> String {
     let mut h = Sha256::new();
     h.update(source().as_bytes());
-    for o in options(arch) {
+    for o in options(arch, dtype) {
         h.update(o.as_bytes());
         h.update([0]);
     }
     h.update(nvrtc_version().as_bytes());
     let digest = h.finalize();
     let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{hex}-sm_{arch}")
+    format!("{hex}-{dtype}-sm_{arch}")
 }
 
 /// `$FERRUM_CACHE_DIR/kernels`, else `$XDG_CACHE_HOME/ferrum/kernels`, else
@@ -128,10 +135,10 @@ pub fn cache_dir() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/ferrum/kernels"))
 }
 
-/// Compiles the sources to PTX for `compute_<arch>` with NVRTC.
-pub fn compile(arch: u32) -> Result<String, CudaError> {
+/// Compiles the sources to PTX for `compute_<arch>` and `dtype` with NVRTC.
+pub fn compile(arch: u32, dtype: CudaDType) -> Result<String, CudaError> {
     let opts = CompileOptions {
-        options: options(arch),
+        options: options(arch, dtype),
         name: Some("ferrum_kernels.cu".into()),
         ..CompileOptions::default()
     };
@@ -140,9 +147,9 @@ pub fn compile(arch: u32) -> Result<String, CudaError> {
     Ok(ptx.to_src())
 }
 
-/// PTX for `arch`, from the disk cache or freshly compiled (and then cached).
-pub fn ptx_for(arch: u32) -> Result<String, CudaError> {
-    let key = cache_key(arch);
+/// PTX for `arch` and `dtype`, from the disk cache or freshly compiled (and then cached).
+pub fn ptx_for(arch: u32, dtype: CudaDType) -> Result<String, CudaError> {
+    let key = cache_key(arch, dtype);
     let path = cache_dir().map(|d| d.join(format!("{key}.ptx")));
     if let Some(p) = &path {
         if let Ok(text) = std::fs::read_to_string(p) {
@@ -151,9 +158,10 @@ pub fn ptx_for(arch: u32) -> Result<String, CudaError> {
         }
     }
     let t = std::time::Instant::now();
-    let ptx = compile(arch)?;
+    let ptx = compile(arch, dtype)?;
     tracing::info!(
         arch = format!("sm_{arch}"),
+        %dtype,
         ms = t.elapsed().as_millis() as u64,
         "compiled CUDA kernels with NVRTC"
     );
@@ -201,8 +209,9 @@ pub struct Kernels {
 
 /// The attention kernels of one head size (see `kernels/attention.cu`).
 pub struct AttentionKernels {
-    /// Tiled causal attention for sequences with several queries in the step.
-    pub prefill: CudaFunction,
+    /// Tiled causal attention for sequences with several queries in the step (`None` where
+    /// the module has no instance: the reference kernel serves the whole batch then).
+    pub prefill: Option<CudaFunction>,
     /// Sequences with one query: one token and head group per block, the context split in
     /// chunks (merged by `attn_decode_merge`).
     pub decode: CudaFunction,
@@ -211,9 +220,9 @@ pub struct AttentionKernels {
 }
 
 impl Kernels {
-    pub fn load(ctx: &Arc<CudaContext>, arch: u32) -> Result<Self, CudaError> {
+    pub fn load(ctx: &Arc<CudaContext>, arch: u32, dtype: CudaDType) -> Result<Self, CudaError> {
         let module = ctx
-            .load_module(Ptx::from_src(ptx_for(arch)?))
+            .load_module(Ptx::from_src(ptx_for(arch, dtype)?))
             .map_err(|e| CudaError::Driver(format!("loading the kernel module: {e}")))?;
         let f = |name: &str| {
             module
@@ -225,7 +234,11 @@ impl Kernels {
             attention.push((
                 d,
                 AttentionKernels {
-                    prefill: f(&format!("attn_prefill_{d}"))?,
+                    prefill: if dtype == CudaDType::F32 && d > F32_PREFILL_MAX_HEAD_DIM {
+                        None
+                    } else {
+                        Some(f(&format!("attn_prefill_{d}"))?)
+                    },
                     decode: f(&format!("attn_decode_{d}"))?,
                     reference: f(&format!("paged_attention_{d}"))?,
                 },

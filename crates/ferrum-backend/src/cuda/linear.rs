@@ -2,7 +2,7 @@
 //! of at most [`GEMV_MAX_ROWS`] rows, where a layer is one pass over its weights.
 //!
 //! Invariants:
-//! - Both paths give `x · Wᵀ` accumulated in f32 and rounded to bf16 once; a bias is added to
+//! - Both paths give `x · Wᵀ` accumulated in f32 and rounded to the element type once; a bias is added to
 //!   the rounded value. Which path runs depends only on the row count and the shapes, so a
 //!   decode step and its graph recording take the same path.
 //! - Shapes and row capacities are checked before any launch.
@@ -162,7 +162,7 @@ impl CudaBackend {
         // the one that created the handle.
         self.ctx.bind_to_thread().map_err(CudaError::from)?;
         self.blas
-            .linear(xa, wa, ya, rows, weight.cols, weight.rows)?;
+            .linear(self.dtype, xa, wa, ya, rows, weight.cols, weight.rows)?;
         if let Some(bias) = bias {
             let ba = self.a(&bias.data);
             let cols = as_u32(out.cols, "cols")?;

@@ -1,5 +1,6 @@
-//! CUDA backend: bf16 weights and activations with f32 accumulation, cuBLAS for linear
-//! layers, our own NVRTC-compiled kernels for everything else (see `kernels/`).
+//! CUDA backend: weights, activations and the KV cache in one element type (bf16 by default,
+//! f16 or f32 with `--dtype`) with f32 accumulation, cuBLAS for linear layers, our own
+//! NVRTC-compiled kernels for everything else (see `kernels/`).
 //!
 //! Invariants:
 //! - All work runs in order on one stream; only `to_host` waits for the device. Ops check
@@ -7,11 +8,12 @@
 //!   never an out-of-bounds access on the device.
 //! - The libraries are loaded at run time (cudarc `dynamic-loading`): the binary builds and
 //!   runs without CUDA, and [`device::probe`] reports what is missing before any call into it.
-//! - Numerics follow Hugging Face transformers in bf16: every op rounds to bf16 where the
-//!   reference stores a bf16 tensor, and accumulates in f32 in between.
+//! - Numerics follow Hugging Face transformers in the same dtype: every op rounds to the
+//!   element type where the reference stores a tensor, and accumulates in f32 in between.
 
 mod blas;
 pub mod device;
+mod dtype;
 mod error;
 mod graph;
 mod kernels;
@@ -30,6 +32,7 @@ use crate::{
 };
 
 pub use device::{driver_present, probe, CudaDeviceInfo};
+pub use dtype::CudaDType;
 pub use error::CudaError;
 pub use kernels::{cache_dir as kernel_cache_dir, cache_key as kernel_cache_key};
 
@@ -39,16 +42,16 @@ pub fn nvrtc_present() -> bool {
     unsafe { cudarc::nvrtc::sys::is_culib_present() }
 }
 
-/// Compiles every kernel to PTX for compute capability `arch` (e.g. 80, 90) without touching
-/// a device or the cache. Needs only the NVRTC library.
-pub fn compile_kernels(arch: u32) -> std::result::Result<String, CudaError> {
+/// Compiles every kernel of `dtype`'s module to PTX for compute capability `arch` (e.g. 80,
+/// 90) without touching a device or the cache. Needs only the NVRTC library.
+pub fn compile_kernels(arch: u32, dtype: CudaDType) -> std::result::Result<String, CudaError> {
     if !nvrtc_present() {
         return Err(CudaError::MissingLibrary {
             lib: "libnvrtc.so",
             hint: "install the CUDA runtime compiler (cuda-nvrtc)",
         });
     }
-    kernels::compile(arch)
+    kernels::compile(arch, dtype)
 }
 pub use tensor::{CudaActivations, CudaBatch, CudaKvCache, CudaRope, CudaWeight};
 
@@ -104,6 +107,7 @@ pub struct CudaBackend {
     blas: blas::Blas,
     k: kernels::Kernels,
     info: CudaDeviceInfo,
+    dtype: CudaDType,
     profile: Option<profile::Profile>,
     graphs: graph::GraphState,
     /// Steps of at most `kernels::GEMV_MAX_ROWS` rows use our GEMV kernels rather than cuBLAS
@@ -123,8 +127,14 @@ impl Drop for CudaBackend {
 }
 
 impl CudaBackend {
-    /// Opens device `ordinal`, compiles (or loads cached) kernels and creates the cuBLAS handle.
+    /// Opens device `ordinal` in bf16, compiles (or loads cached) kernels and creates the
+    /// cuBLAS handle.
     pub fn new(ordinal: usize) -> std::result::Result<Self, CudaError> {
+        Self::with_dtype(ordinal, CudaDType::BF16)
+    }
+
+    /// As [`CudaBackend::new`], computing in `dtype`.
+    pub fn with_dtype(ordinal: usize, dtype: CudaDType) -> std::result::Result<Self, CudaError> {
         let t = std::time::Instant::now();
         let info = probe(ordinal)?;
         let ctx = CudaContext::new(ordinal)?;
@@ -133,9 +143,10 @@ impl CudaBackend {
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx.new_stream()?;
         let blas = blas::Blas::new(stream.clone())?;
-        let k = kernels::Kernels::load(&ctx, info.arch)?;
+        let k = kernels::Kernels::load(&ctx, info.arch, dtype)?;
         tracing::info!(
             device = %info.name,
+            %dtype,
             seconds = format!("{:.2}", t.elapsed().as_secs_f64()),
             "CUDA context, kernels and cuBLAS ready"
         );
@@ -145,6 +156,7 @@ impl CudaBackend {
             blas,
             k,
             info,
+            dtype,
             profile: profile::Profile::from_env(),
             graphs: graph::GraphState::default(),
             staging: std::sync::Mutex::new(None),
@@ -154,6 +166,10 @@ impl CudaBackend {
 
     pub fn info(&self) -> &CudaDeviceInfo {
         &self.info
+    }
+
+    pub fn dtype(&self) -> CudaDType {
+        self.dtype
     }
 
     /// `(free, total)` device memory in bytes, as the driver reports it now.
@@ -172,8 +188,8 @@ impl CudaBackend {
         &self.stream
     }
 
-    /// `[rows, cols]` activations holding `data` rounded to bf16 (tests and tools feed the
-    /// device-side ops with it).
+    /// `[rows, cols]` activations holding `data` rounded to the element type (tests and tools
+    /// feed the device-side ops with it).
     pub fn activations_from_host(
         &self,
         rows: usize,
@@ -187,10 +203,8 @@ impl CudaBackend {
                 got: data.len().to_string(),
             });
         }
-        let bits: Vec<u16> = data
-            .iter()
-            .map(|&v| half::bf16::from_f32(v).to_bits())
-            .collect();
+        let mut bits = vec![0u16; data.len() * self.dtype.words()];
+        self.dtype.f32_to_words(data, &mut bits);
         let mut a = self.new_activations(rows, cols)?;
         self.stream
             .memcpy_htod(&bits, &mut a.data)
@@ -198,11 +212,15 @@ impl CudaBackend {
         Ok(a)
     }
 
-    fn alloc_u16(&self, n: usize, what: &str) -> Result<cudarc::driver::CudaSlice<u16>> {
-        self.stream.alloc_zeros::<u16>(n.max(1)).map_err(|e| {
+    /// A zeroed buffer of `n` elements (`n · words` `u16` words, see `dtype.rs`).
+    fn alloc_elems(&self, n: usize, what: &str) -> Result<cudarc::driver::CudaSlice<u16>> {
+        let words = n
+            .checked_mul(self.dtype.words())
+            .ok_or_else(|| BackendError::OutOfMemory(format!("{what}: {n} elements")))?;
+        self.stream.alloc_zeros::<u16>(words.max(1)).map_err(|e| {
             BackendError::OutOfMemory(format!(
                 "{what}: {} MiB on {}: {e}",
-                (2 * n) >> 20,
+                (2 * words) >> 20,
                 self.info.name
             ))
         })
@@ -260,17 +278,18 @@ impl Backend for CudaBackend {
 
     fn name(&self) -> String {
         format!(
-            "cuda:{} ({}, sm_{}, {:.0} GiB)",
+            "cuda:{} ({}, sm_{}, {:.0} GiB, {})",
             self.info.ordinal,
             self.info.name,
             self.info.arch,
-            self.info.total_memory as f64 / (1u64 << 30) as f64
+            self.info.total_memory as f64 / (1u64 << 30) as f64,
+            self.dtype
         )
     }
 
     fn load_weight(&self, tensor: &HostTensor<'_>) -> Result<CudaWeight> {
         let (rows, cols) = tensor.matrix_dims();
-        let mut data = self.alloc_u16(tensor.numel(), "weight")?;
+        let mut data = self.alloc_elems(tensor.numel(), "weight")?;
         let mut staging = self
             .staging
             .lock()
@@ -279,7 +298,7 @@ impl Backend for CudaBackend {
             Some(s) => s,
             empty => empty.insert(upload::Staging::new(&self.ctx)?),
         };
-        staging.upload(&self.stream, tensor, &mut data)?;
+        staging.upload(&self.stream, tensor, self.dtype, &mut data)?;
         Ok(CudaWeight { data, rows, cols })
     }
 
@@ -288,7 +307,7 @@ impl Backend for CudaBackend {
             BackendError::OutOfMemory(format!("activation buffer {max_rows}×{cols}"))
         })?;
         Ok(CudaActivations {
-            data: self.alloc_u16(n, "activations")?,
+            data: self.alloc_elems(n, "activations")?,
             cols,
             capacity_rows: max_rows,
         })
@@ -302,8 +321,9 @@ impl Backend for CudaBackend {
             .and_then(|n| n.checked_mul(2 * spec.num_layers))
             .ok_or_else(|| BackendError::OutOfMemory(format!("KV cache {spec:?}")))?;
         Ok(CudaKvCache {
-            data: self.alloc_u16(n, "KV cache")?,
+            data: self.alloc_elems(n, "KV cache")?,
             spec: *spec,
+            elem_bytes: self.dtype.size(),
         })
     }
 
@@ -553,7 +573,13 @@ impl Backend for CudaBackend {
             return Ok(());
         }
         if batch.num_prefill_items > 0 {
-            self.prefill_attention(batch, params, &a)?;
+            if a.has_prefill_kernel() {
+                self.prefill_attention(batch, params, &a)?;
+            } else {
+                // No tiled instance for this head size and type (f32 at 256): the reference
+                // kernel takes every token of the batch, decode tokens included.
+                return self.reference_attention(batch, params, &a);
+            }
         }
         if batch.num_decode_tokens > 0 {
             self.decode_attention(batch, params, &a)?;
@@ -641,31 +667,33 @@ impl Backend for CudaBackend {
         if n == 0 {
             return Ok(Vec::new());
         }
+        let w = self.dtype.words();
         let bits = self
             .stream
-            .clone_dtoh(&x.data.slice(..n))
+            .clone_dtoh(&x.data.slice(..n * w))
             .map_err(CudaError::from)?;
         // Batched logits are tens of millions of values: widen them on every core.
         use rayon::prelude::*;
-        Ok(bits
-            .par_iter()
-            .with_min_len(1 << 16)
-            .map(|&b| half::bf16::from_bits(b).to_f32())
-            .collect())
+        let mut out = vec![0.0f32; n];
+        out.par_chunks_mut(1 << 16)
+            .zip(bits.par_chunks((1 << 16) * w))
+            .for_each(|(o, b)| self.dtype.words_to_f32(b, o));
+        Ok(out)
     }
 
     fn rows_to_host(&self, x: &CudaActivations, rows: &[usize]) -> Result<Vec<f32>> {
         let _t = self.timer(|| "rows_to_host".into());
-        let mut out = Vec::with_capacity(rows.len() * x.cols);
-        let mut bits = vec![0u16; x.cols];
-        for &r in rows {
+        let w = self.dtype.words();
+        let mut out = vec![0.0f32; rows.len() * x.cols];
+        let mut bits = vec![0u16; x.cols * w];
+        for (&r, o) in rows.iter().zip(out.chunks_exact_mut(x.cols.max(1))) {
             x.check_rows(r + 1, "rows_to_host")?;
-            let src = x.data.slice(r * x.cols..(r + 1) * x.cols);
+            let src = x.data.slice(r * x.cols * w..(r + 1) * x.cols * w);
             self.stream
                 .memcpy_dtoh(&src, &mut bits)
                 .map_err(CudaError::from)?;
             self.synchronize()?;
-            out.extend(bits.iter().map(|&b| half::bf16::from_bits(b).to_f32()));
+            self.dtype.words_to_f32(&bits, o);
         }
         Ok(out)
     }

@@ -238,17 +238,17 @@ impl CudaBackend {
         layer: usize,
     ) -> Result<(Vec<f32>, Vec<f32>)> {
         cache.layer_addrs(layer, &self.stream)?;
-        let slab = cache.slab();
+        let w = self.dtype.words();
+        let slab = cache.slab() * w;
         let at = 2 * layer * slab;
         let read = |from: usize| -> Result<Vec<f32>> {
             let bits = self
                 .stream
                 .clone_dtoh(&cache.data.slice(from..from + slab))
                 .map_err(CudaError::from)?;
-            Ok(bits
-                .into_iter()
-                .map(|b| half::bf16::from_bits(b).to_f32())
-                .collect())
+            let mut out = vec![0.0f32; slab / w];
+            self.dtype.words_to_f32(&bits, &mut out);
+            Ok(out)
         };
         Ok((read(at)?, read(at + slab)?))
     }

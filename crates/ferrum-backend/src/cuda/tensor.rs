@@ -1,8 +1,9 @@
 //! Device-resident weights, activations, KV cache, rotary tables and step metadata.
 //!
 //! Invariants:
-//! - Every float tensor is bf16, stored as raw `u16` bits; weights of any dense checkpoint
-//!   type are converted at load.
+//! - Every float tensor is in the backend's element type (`CudaDType`), stored as raw `u16`
+//!   words (two per f32 element); weights of any dense checkpoint type are converted at load.
+//!   Sizes and offsets in this module count elements, not words.
 //! - The KV cache is one allocation: layer `l`'s keys are the `2l`-th `[num_slots, width]`
 //!   slab and its values the `(2l+1)`-th, where `width = num_kv_heads · head_dim` and a slot is
 //!   `block · block_size + offset`.
@@ -23,7 +24,7 @@ pub(crate) fn addr<T>(s: &CudaSlice<T>, stream: &CudaStream) -> u64 {
     s.device_ptr(stream).0
 }
 
-/// A parameter on the device: `rows × cols` bf16, row-major.
+/// A parameter on the device: `rows × cols` elements, row-major.
 pub struct CudaWeight {
     pub(crate) data: CudaSlice<u16>,
     pub(crate) rows: usize,
@@ -44,7 +45,7 @@ impl CudaWeight {
     }
 }
 
-/// bf16 activations `[capacity_rows, cols]`, row-major.
+/// Activations `[capacity_rows, cols]`, row-major.
 pub struct CudaActivations {
     pub(crate) data: CudaSlice<u16>,
     pub(crate) cols: usize,
@@ -72,10 +73,11 @@ impl CudaActivations {
     }
 }
 
-/// Paged K and V of every layer in one bf16 allocation.
+/// Paged K and V of every layer in one allocation.
 pub struct CudaKvCache {
     pub(crate) data: CudaSlice<u16>,
     pub(crate) spec: KvCacheSpec,
+    pub(crate) elem_bytes: usize,
 }
 
 impl CudaKvCache {
@@ -106,7 +108,7 @@ impl CudaKvCache {
             });
         }
         let base = addr(&self.data, stream);
-        let slab_bytes = (self.slab() * 2) as u64;
+        let slab_bytes = (self.slab() * self.elem_bytes) as u64;
         let k = base + 2 * layer as u64 * slab_bytes;
         Ok((k, k + slab_bytes))
     }

@@ -1,4 +1,5 @@
-//! Weight upload: checkpoint bytes to bf16 on the device through pinned staging buffers.
+//! Weight upload: checkpoint bytes to the backend's element type on the device through pinned
+//! staging buffers.
 //!
 //! Reading a memory-mapped checkpoint, converting it and copying it from pageable memory are
 //! three serial passes at a few GB/s each; for an 8B model that is most of the start-up time.
@@ -17,11 +18,12 @@ use cudarc::driver::{result, CudaContext, CudaEvent, CudaSlice, CudaStream, Pinn
 use ferrum_types::DType;
 use rayon::prelude::*;
 
+use super::dtype::CudaDType;
 use super::error::CudaError;
 use super::tensor::addr;
 use crate::{BackendError, HostTensor, Result};
 
-/// bf16 elements per staging buffer (32 MiB): one copy takes about a millisecond, long enough
+/// `u16` words per staging buffer (32 MiB): one copy takes about a millisecond, long enough
 /// to hide the host pass of the next chunk.
 const STAGING_ELEMS: usize = 16 << 20;
 
@@ -47,11 +49,13 @@ impl Staging {
         Ok(Self { bufs, next: 0 })
     }
 
-    /// Converts `t` to bf16 and enqueues its copy into `dst` (at least `t.numel()` elements).
+    /// Converts `t` to `to` and enqueues its copy into `dst` (at least `t.numel()` elements of
+    /// `to`).
     pub fn upload(
         &mut self,
         stream: &Arc<CudaStream>,
         t: &HostTensor<'_>,
+        to: CudaDType,
         dst: &mut CudaSlice<u16>,
     ) -> Result<()> {
         t.validate()?;
@@ -67,29 +71,34 @@ impl Staging {
             }
         };
         let n = t.numel();
-        if dst.len() < n {
+        let words = to.words();
+        if dst.len() < n * words {
             return Err(BackendError::Shape {
                 what: "weight upload".into(),
                 expected: format!("{n} elements"),
-                got: format!("{} on the device", dst.len()),
+                got: format!("{} on the device", dst.len() / words),
             });
         }
         let base = addr(dst, stream);
         let mut start = 0;
         while start < n {
-            let len = STAGING_ELEMS.min(n - start);
+            let len = (STAGING_ELEMS / words).min(n - start);
             let (buf, done) = &mut self.bufs[self.next];
             self.next = (self.next + 1) % 2;
             if let Some(ev) = done.take() {
                 ev.synchronize().map_err(CudaError::from)?;
             }
-            let host = &mut buf.as_mut_slice().map_err(CudaError::from)?[..len];
+            let host = &mut buf.as_mut_slice().map_err(CudaError::from)?[..len * words];
             let src = &t.data[start * elem_bytes..(start + len) * elem_bytes];
-            convert(t.dtype, src, host);
+            convert(t.dtype, src, to, host);
             // SAFETY: `dst` holds at least `start + len` elements (checked above) and `host`
             // stays untouched until the event recorded below has completed.
             unsafe {
-                result::memcpy_htod_async(base + (start * 2) as u64, host, stream.cu_stream())
+                result::memcpy_htod_async(
+                    base + (start * to.size()) as u64,
+                    host,
+                    stream.cu_stream(),
+                )
             }
             .map_err(CudaError::from)?;
             *done = Some(stream.record_event(None).map_err(CudaError::from)?);
@@ -109,28 +118,37 @@ impl Drop for Staging {
     }
 }
 
-/// Little-endian checkpoint values to bf16 bits, spread over the rayon pool.
-fn convert(dtype: DType, src: &[u8], dst: &mut [u16]) {
-    let eb = src.len() / dst.len().max(1);
-    dst.par_chunks_mut(THREAD_ELEMS)
+/// Little-endian checkpoint values to `to`'s device words (see `dtype.rs`), spread over the
+/// rayon pool. A value already in `to` is copied bit for bit.
+fn convert(dtype: DType, src: &[u8], to: CudaDType, dst: &mut [u16]) {
+    let eb = dtype.block_bytes();
+    let words = to.words();
+    let same = matches!(
+        (dtype, to),
+        (DType::BF16, CudaDType::BF16)
+            | (DType::F16, CudaDType::F16)
+            | (DType::F32, CudaDType::F32)
+    );
+    dst.par_chunks_mut(THREAD_ELEMS * words)
         .zip(src.par_chunks(THREAD_ELEMS * eb))
-        .for_each(|(d, s)| match dtype {
-            DType::F16 => {
-                for (o, c) in d.iter_mut().zip(s.chunks_exact(2)) {
-                    let v = half::f16::from_le_bytes([c[0], c[1]]).to_f32();
-                    *o = half::bf16::from_f32(v).to_bits();
-                }
-            }
-            DType::F32 => {
-                for (o, c) in d.iter_mut().zip(s.chunks_exact(4)) {
-                    let v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-                    *o = half::bf16::from_f32(v).to_bits();
-                }
-            }
-            _ => {
+        .for_each(|(d, s)| {
+            if same {
                 for (o, c) in d.iter_mut().zip(s.chunks_exact(2)) {
                     *o = u16::from_le_bytes([c[0], c[1]]);
                 }
+                return;
+            }
+            let mut vals = [0.0f32; 256];
+            for (dc, sc) in d.chunks_mut(256 * words).zip(s.chunks(256 * eb)) {
+                let n = sc.len() / eb;
+                for (v, c) in vals.iter_mut().zip(sc.chunks_exact(eb)) {
+                    *v = match dtype {
+                        DType::F32 => f32::from_le_bytes([c[0], c[1], c[2], c[3]]),
+                        DType::F16 => half::f16::from_le_bytes([c[0], c[1]]).to_f32(),
+                        _ => half::bf16::from_le_bytes([c[0], c[1]]).to_f32(),
+                    };
+                }
+                to.f32_to_words(&vals[..n], dc);
             }
         });
 }
@@ -144,7 +162,7 @@ mod tests {
         let vals = [1.0f32, -2.5, 3.0e-3, 65504.0, 0.0];
         let f32_bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
         let mut out = vec![0u16; vals.len()];
-        convert(DType::F32, &f32_bytes, &mut out);
+        convert(DType::F32, &f32_bytes, CudaDType::BF16, &mut out);
         let want: Vec<u16> = vals
             .iter()
             .map(|&v| half::bf16::from_f32(v).to_bits())
@@ -155,7 +173,7 @@ mod tests {
             .iter()
             .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
             .collect();
-        convert(DType::F16, &f16_bytes, &mut out);
+        convert(DType::F16, &f16_bytes, CudaDType::BF16, &mut out);
         let want: Vec<u16> = vals
             .iter()
             .map(|&v| half::bf16::from_f32(half::f16::from_f32(v).to_f32()).to_bits())
@@ -169,10 +187,30 @@ mod tests {
                     .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes()),
             )
             .collect();
-        convert(DType::BF16, &bf[1..], &mut out);
+        convert(DType::BF16, &bf[1..], CudaDType::BF16, &mut out);
         let want: Vec<u16> = vals
             .iter()
             .map(|&v| half::bf16::from_f32(v).to_bits())
+            .collect();
+        assert_eq!(out, want);
+
+        // Into f32 (two words a value) and f16, from each checkpoint type.
+        let mut wide = vec![0u16; 2 * vals.len()];
+        let mut back = vec![0.0f32; vals.len()];
+        convert(DType::F32, &f32_bytes, CudaDType::F32, &mut wide);
+        CudaDType::F32.words_to_f32(&wide, &mut back);
+        assert_eq!(back, vals);
+        convert(DType::BF16, &bf[1..], CudaDType::F32, &mut wide);
+        CudaDType::F32.words_to_f32(&wide, &mut back);
+        let want: Vec<f32> = vals
+            .iter()
+            .map(|&v| half::bf16::from_f32(v).to_f32())
+            .collect();
+        assert_eq!(back, want);
+        convert(DType::F32, &f32_bytes, CudaDType::F16, &mut out);
+        let want: Vec<u16> = vals
+            .iter()
+            .map(|&v| half::f16::from_f32(v).to_bits())
             .collect();
         assert_eq!(out, want);
     }

@@ -2,11 +2,17 @@
 //! note that there is none, and a deterministic generator of test values.
 #![allow(dead_code)]
 
-use ferrum_backend::cuda::CudaBackend;
+use ferrum_backend::cuda::{CudaBackend, CudaDType};
 
-/// Device 0, or `None` with a note where CUDA is not usable (the test then passes as skipped).
+/// Device 0 in bf16, or `None` with a note where CUDA is not usable (the test then passes as
+/// skipped).
 pub fn cuda() -> Option<CudaBackend> {
-    match CudaBackend::new(0) {
+    cuda_as(CudaDType::BF16)
+}
+
+/// Device 0 computing in `dtype`, or `None` as [`cuda`].
+pub fn cuda_as(dtype: CudaDType) -> Option<CudaBackend> {
+    match CudaBackend::with_dtype(0, dtype) {
         Ok(b) => Some(b),
         Err(e) => {
             eprintln!("skipped: {e}");

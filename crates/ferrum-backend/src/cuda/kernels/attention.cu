@@ -1,54 +1,29 @@
-// Paged causal attention over varlen queries, GQA, bf16 K/V cache with f32 scores and sums.
+// Paged causal attention over varlen queries, GQA, a K/V cache of the module's element type
+// (`elem`), f32 scores and sums.
 //
 // Shared conventions: token t belongs to sequence s = token_seq[t]; the sequence's queries are
 // its last q_len context positions, so query i (0-based in this step) sees keys
 // 0 .. ctx - q_len + i (inclusive). Keys live at slot table[j / block_size] * block_size +
 // j % block_size of the layer's [slots, num_kv_heads * D] K and V slabs. Outputs are rounded to
-// bf16 once, after the final normalisation.
+// the element type once, after the final normalisation.
 //
 // Three kernels (the host picks per token, see `CudaBackend::attention`):
 // - attn_prefill_<D>: tokens of sequences with more than one query in the step. A block takes
 //   up to `qt` consecutive queries of one sequence times `hg` query heads of one KV head, loads
 //   each K/V tile of the context into shared memory once for all those rows, and keeps a
-//   flash-attention style online softmax per row. Tensor cores (mma.sync) for D ≤ 128, CUDA
-//   cores for D = 256.
+//   flash-attention style online softmax per row. In the 16-bit modules: tensor cores
+//   (mma.sync) for D ≤ 128, CUDA cores for D = 256. In the f32 module: CUDA cores for D ≤ 128
+//   (tensor cores would round the operands), and no instance for D = 256, whose f32 tiles do
+//   not fit the static shared memory: the host runs paged_attention_256 there.
 // - attn_decode_<D>: one query token, `hg` heads of one KV head, one chunk of the context per
 //   block (split over the sequence); writes the output directly when there is one chunk, else
 //   an f32 partial (max, sum, unnormalised accumulator) that attn_decode_merge combines.
 // - paged_attention_<D> (attention_reference.cu): one block per (token, head) walking the
 //   context key by key. The simplest formulation, kept as the reference the tests compare against.
 
-// load_row: one lane's E consecutive dimensions of a bf16 row, as f32 (16-, 8-, 4-byte loads).
-template <int E>
-__device__ __forceinline__ void load_row(float* dst, const bf16* src) {
-    if (E == 8) {
-        const uint4 u = *reinterpret_cast<const uint4*>(src);
-        const u32 w[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-            dst[2 * i] = __uint_as_float(w[i] << 16);
-            dst[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
-        }
-    } else if (E == 4) {
-        const uint2 u = *reinterpret_cast<const uint2*>(src);
-        dst[0] = __uint_as_float(u.x << 16);
-        dst[1] = __uint_as_float(u.x & 0xffff0000u);
-        dst[2] = __uint_as_float(u.y << 16);
-        dst[3] = __uint_as_float(u.y & 0xffff0000u);
-    } else if (E == 2) {
-        const u32 u = *reinterpret_cast<const u32*>(src);
-        dst[0] = __uint_as_float(u << 16);
-        dst[1] = __uint_as_float(u & 0xffff0000u);
-    } else {
-#pragma unroll
-        for (int i = 0; i < E; ++i) dst[i] = bf2f(src[i]);
-    }
-}
-
-
 // ---------------------------------------------------------------------------------------------
-// attn_prefill_<D>, CUDA-core version (instantiated for D = 256; the template takes any D that
-// is a multiple of 16, with R and BK multiples of 16).
+// attn_prefill_<D>, CUDA-core version (see above for where it is instantiated; the template
+// takes any D that is a multiple of 16, with R and BK multiples of 16).
 //
 // Grid: (num_items · nsub, num_heads / hg), PF_THREADS threads seen as a 16 × 16 grid
 // (ty = tid / 16, tx = tid % 16). Work item i is (seq, q_off) = (items[2i], items[2i+1]): the
@@ -59,11 +34,12 @@ __device__ __forceinline__ void load_row(float* dst, const bf16* src) {
 // Thread (ty, tx) owns rows ty + 16·i (i < R/16), keys tx + 16·j of each tile (j < BK/16) and
 // output dimensions tx + 16·d (d < D/16): a row's softmax statistics live in the 16 lanes of
 // one half-warp and are reduced with xor-shuffles of distance < 16.
-// Shared memory: bf16 rows of Q [R], K [BK] and V [BK] padded by 16 bytes (W = D/2 + 4 words a
-// row: 16-byte loads of 8 consecutive keys, as one quarter-warp issues them, fall in 8 distinct
-// groups of 4 banks for every D here) and the tile's probabilities P f32 [R][BK + 1].
-// D = 256: R = 32, BK = 16 (35 968 bytes; R = 64, BK = 32 would take 43 264 bytes at D = 128),
-// under the 48 KiB of static shared memory. Global loads are 16 bytes (8 dimensions).
+// Shared memory: rows of Q [R], K [BK] and V [BK] padded by 16 bytes (W = D·sizeof(elem)/4 + 4
+// words a row: in the 16-bit modules the 16-byte loads of 8 consecutive keys, as one
+// quarter-warp issues them, fall in 8 distinct groups of 4 banks for every D here) and the
+// tile's probabilities P f32 [R][BK + 1]. R = 32, BK = 16: 35 968 bytes for bf16 at D = 256
+// and 35 904 for f32 at D = 128, under the 48 KiB of static shared memory. Global loads are
+// 16 bytes.
 #define PF_THREADS 256
 #define PF_ITEM_TOKENS 64
 
@@ -81,12 +57,15 @@ __device__ __forceinline__ float half_warp_sum(float v) {
 
 template <int D, int R, int BK>
 __device__ __forceinline__ void attn_prefill_impl(
-    bf16* __restrict__ out, const bf16* __restrict__ q, const bf16* __restrict__ kc,
-    const bf16* __restrict__ vc, const u32* __restrict__ block_tables,
+    elem* __restrict__ out, const elem* __restrict__ q, const elem* __restrict__ kc,
+    const elem* __restrict__ vc, const u32* __restrict__ block_tables,
     const u32* __restrict__ seq_lens, const u32* __restrict__ query_start_loc,
     const u32* __restrict__ items, u32 max_blocks, u32 block_size, u32 num_heads,
     u32 num_kv_heads, u32 hg, u32 qt, u32 nsub, float scale) {
-    constexpr int RT = R / 16, KT = BK / 16, DT = D / 16, W = D / 2 + 4, C = D / 8;
+    // PC 16-byte pieces a row; C groups of 8 dimensions; EW elements a shared-memory row.
+    constexpr int PC = D * (int)sizeof(elem) / 16, C = D / 8, W = 4 * PC + 4;
+    constexpr int EW = W * 4 / (int)sizeof(elem);
+    constexpr int RT = R / 16, KT = BK / 16, DT = D / 16;
     __shared__ __align__(16) u32 sq[R * W];
     __shared__ __align__(16) u32 sk[BK * W];
     __shared__ __align__(16) u32 sv[BK * W];
@@ -108,9 +87,8 @@ __device__ __forceinline__ void attn_prefill_impl(
     const u32* table = block_tables + (u64)s * max_blocks;
     const u32 tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
 
-    // 16-byte pieces (8 dimensions): C per row.
-    for (u32 i = tid; i < R * C; i += PF_THREADS) {
-        const u32 r = i / C, c = i % C;
+    for (u32 i = tid; i < R * PC; i += PF_THREADS) {
+        const u32 r = i / PC, c = i % PC;
         uint4 val = make_uint4(0, 0, 0, 0);
         if (r < rows) {
             const u32 t = q_start + q0 + r / hg, h = h0 + r % hg;
@@ -133,12 +111,12 @@ __device__ __forceinline__ void attn_prefill_impl(
 
     for (u32 k0 = 0; k0 < kend; k0 += BK) {
         __syncthreads();  // Q is stored; the previous tile's K, V and P are consumed
-        for (u32 i = tid; i < BK * C; i += PF_THREADS) {
-            const u32 j = i / C, c = i % C, key = k0 + j;
+        for (u32 i = tid; i < BK * PC; i += PF_THREADS) {
+            const u32 j = i / PC, c = i % PC, key = k0 + j;
             uint4 kw = make_uint4(0, 0, 0, 0), vw = kw;
             if (key < kend) {
                 const u64 slot = (u64)table[key / block_size] * block_size + key % block_size;
-                const u64 off = (slot * width + (u64)kvh * D) / 8 + c;
+                const u64 off = (slot * width + (u64)kvh * D) / (16 / sizeof(elem)) + c;
                 kw = reinterpret_cast<const uint4*>(kc)[off];
                 vw = reinterpret_cast<const uint4*>(vc)[off];
             }
@@ -157,10 +135,10 @@ __device__ __forceinline__ void attn_prefill_impl(
             float qf[RT][8], kf[KT][8];
 #pragma unroll
             for (int i = 0; i < RT; ++i)
-                load_row<8>(qf[i], reinterpret_cast<const bf16*>(&sq[(ty + 16 * i) * W + 4 * c]));
+                load_row<8>(qf[i], reinterpret_cast<const elem*>(&sq[(ty + 16 * i) * W]) + 8 * c);
 #pragma unroll
             for (int j = 0; j < KT; ++j)
-                load_row<8>(kf[j], reinterpret_cast<const bf16*>(&sk[(tx + 16 * j) * W + 4 * c]));
+                load_row<8>(kf[j], reinterpret_cast<const elem*>(&sk[(tx + 16 * j) * W]) + 8 * c);
 #pragma unroll
             for (int i = 0; i < RT; ++i)
 #pragma unroll
@@ -201,14 +179,14 @@ __device__ __forceinline__ void attn_prefill_impl(
         __syncthreads();
 
         const u32 nk = min((u32)BK, kend - k0);
-        const bf16* svh = reinterpret_cast<const bf16*>(sv);
+        const elem* svh = reinterpret_cast<const elem*>(sv);
         for (u32 j = 0; j < nk; ++j) {
             float p[RT];
 #pragma unroll
             for (int i = 0; i < RT; ++i) p[i] = sp[(ty + 16 * i) * (BK + 1) + j];
 #pragma unroll
             for (int d = 0; d < DT; ++d) {
-                const float v = bf2f(svh[j * 2 * W + tx + 16 * d]);
+                const float v = e2f(svh[j * EW + tx + 16 * d]);
 #pragma unroll
                 for (int i = 0; i < RT; ++i) o[i][d] += p[i] * v;
             }
@@ -221,16 +199,16 @@ __device__ __forceinline__ void attn_prefill_impl(
         const u32 r = ty + 16 * i;
         if (r < rows) {
             const u32 t = q_start + q0 + r / hg, h = h0 + r % hg;
-            bf16* dst = out + ((u64)t * num_heads + h) * D;
+            elem* dst = out + ((u64)t * num_heads + h) * D;
 #pragma unroll
-            for (int d = 0; d < DT; ++d) dst[tx + 16 * d] = f2bf(o[i][d] / total);
+            for (int d = 0; d < DT; ++d) dst[tx + 16 * d] = f2e(o[i][d] / total);
         }
     }
 }
 
 #define PREFILL_KERNEL(D, R, BK)                                                                \
     extern "C" __global__ void __launch_bounds__(PF_THREADS) attn_prefill_##D(                  \
-        bf16* out, const bf16* q, const bf16* kc, const bf16* vc, const u32* block_tables,       \
+        elem* out, const elem* q, const elem* kc, const elem* vc, const u32* block_tables,       \
         const u32* seq_lens, const u32* query_start_loc, const u32* items, u32 max_blocks,       \
         u32 block_size, u32 num_heads, u32 num_kv_heads, u32 hg, u32 qt, u32 nsub,             \
         float scale) {                                                                          \
@@ -239,51 +217,60 @@ __device__ __forceinline__ void attn_prefill_impl(
                                     qt, nsub, scale);                                           \
     }
 
+#if FERRUM_ELEM == 2
+PREFILL_KERNEL(16, 32, 16)
+PREFILL_KERNEL(32, 32, 16)
+PREFILL_KERNEL(64, 32, 16)
+PREFILL_KERNEL(96, 32, 16)
+PREFILL_KERNEL(128, 32, 16)
+#else
 // Head size 256 runs on CUDA cores: the tensor-core kernel's per-thread output (D/2 floats)
 // plus its q fragments would not fit the registers.
 PREFILL_KERNEL(256, 32, 16)
 
 // ---------------------------------------------------------------------------------------------
-// attn_prefill_<D> for D ≤ 128: the same work split as above on tensor cores
-// (mma.sync m16n8k16, bf16 inputs, f32 accumulation), in the FlashAttention-2 arrangement.
+// attn_prefill_<D> for D ≤ 128 in the 16-bit modules: the same work split as above on tensor
+// cores (mma.sync m16n8k16, bf16 or f16 inputs, f32 accumulation), in the FlashAttention-2
+// arrangement.
 //
 // Grid as above (rows = qt · hg ≤ 64), TC_WARPS = 4 warps; warp w owns block rows
-// 16w .. 16w + 15. Fragment layouts (PTX ISA, mma.m16n8k16 with .bf16): lane = 4·gid + tq;
+// 16w .. 16w + 15. Fragment layouts (PTX ISA, mma.m16n8k16 with .bf16 or .f16): lane = 4·gid + tq;
 // A (16 × 16, row-major) regs {a0a1, a2a3, a4a5, a6a7} hold rows (gid, gid + 8, gid, gid + 8)
 // and columns 2tq, 2tq + 1 (+ 8 for the last two); B (16 × 8, "col") regs {b0b1, b2b3} hold
 // column gid and rows 2tq, 2tq + 1 (+ 8); C/D (16 × 8 f32) {c0, c1, c2, c3} hold rows
-// (gid, gid, gid + 8, gid + 8) and columns 2tq, 2tq + 1. A register packs two bf16, the lower
-// column in the low half.
+// (gid, gid, gid + 8, gid + 8) and columns 2tq, 2tq + 1. A register packs two 16-bit values, the
+// lower column in the low half.
 // - S = Q·Kᵀ: A = the warp's q rows, loaded once from global memory into registers; B = the
 //   K tile read from shared memory as K[key][dims] rows (Kᵀ column-major is K row-major).
 // - The C fragments of S are, tile pair by tile pair, exactly the A fragments of P for O = P·V,
-//   so P never leaves registers; it is rounded to bf16 for the mma and the row sums use the same
-//   rounded values, so the output is an exact weighted average of the values with weights off
-//   by at most 2⁻⁸ relative.
+//   so P never leaves registers; it is rounded to the element type for the mma and the row sums use the
+//   same rounded values, so the output is an exact weighted average of the values with weights
+//   off by at most 2⁻⁸ (bf16) or 2⁻¹¹ (f16) relative.
 // - V is stored transposed in shared memory (Vᵀ[dim][key]), so a B fragment of V is one 32-bit
 //   word per register like the K fragments.
-// Shared memory: K [TC_BK][D + 8] and Vᵀ [D][TC_BK + 8] bf16 (35 840 bytes at D = 128); the
+// Shared memory: K [TC_BK][D + 8] and Vᵀ [D][TC_BK + 8] 16-bit values (35 840 bytes at D = 128); the
 // 8-element pads make the 8 rows × 4 words of a fragment load hit 32 distinct banks.
 #define TC_WARPS 4
 #define TC_BK 64
 
-__device__ __forceinline__ void mma_bf16_16816(float* c, const u32* a, u32 b0, u32 b1) {
+#if FERRUM_ELEM == 1
+#define MMA_AB "f16"
+#else
+#define MMA_AB "bf16"
+#endif
+
+__device__ __forceinline__ void mma_16816(float* c, const u32* a, u32 b0, u32 b1) {
     asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, "
+        "mma.sync.aligned.m16n8k16.row.col.f32." MMA_AB "." MMA_AB ".f32 {%0, %1, %2, %3}, "
         "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// Two bf16 in one register, `lo` in the low half.
-__device__ __forceinline__ u32 pack_bf16(float lo, float hi) {
-    return (u32)f2bf(lo) | ((u32)f2bf(hi) << 16);
-}
-
 template <int D>
 __device__ __forceinline__ void attn_prefill_tc_impl(
-    bf16* __restrict__ out, const bf16* __restrict__ q, const bf16* __restrict__ kc,
-    const bf16* __restrict__ vc, const u32* __restrict__ block_tables,
+    elem* __restrict__ out, const elem* __restrict__ q, const elem* __restrict__ kc,
+    const elem* __restrict__ vc, const u32* __restrict__ block_tables,
     const u32* __restrict__ seq_lens, const u32* __restrict__ query_start_loc,
     const u32* __restrict__ items, u32 max_blocks, u32 block_size, u32 num_heads,
     u32 num_kv_heads, u32 hg, u32 qt, u32 nsub, float scale) {
@@ -340,12 +327,12 @@ __device__ __forceinline__ void attn_prefill_tc_impl(
 #pragma unroll
     for (int dn = 0; dn < DN; ++dn) o[dn][0] = o[dn][1] = o[dn][2] = o[dn][3] = 0.0f;
     float m_a = -F_INF, m_b = -F_INF, l_a = 0.0f, l_b = 0.0f;
-    bf16* vt = reinterpret_cast<bf16*>(sv);
+    elem* vt = reinterpret_cast<elem*>(sv);
 
     for (u32 k0 = 0; k0 < kend; k0 += TC_BK) {
         __syncthreads();  // the previous tile is consumed
         // Key-major assignment: the lanes of a warp take 32 consecutive keys, so the transposed
-        // V stores of one instruction are 32 consecutive bf16 (no bank conflicts).
+        // V stores of one instruction are 32 consecutive 16-bit values (no bank conflicts).
         for (u32 i = threadIdx.x; i < TC_BK * C; i += TC_WARPS * 32) {
             const u32 j = i % TC_BK, c = i / TC_BK, key = k0 + j;
             uint4 kw = make_uint4(0, 0, 0, 0), vw = kw;
@@ -359,8 +346,8 @@ __device__ __forceinline__ void attn_prefill_tc_impl(
             const u32 vwords[4] = {vw.x, vw.y, vw.z, vw.w};
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
-                vt[(8 * c + 2 * e) * (2 * WV) + j] = (bf16)(vwords[e] & 0xffffu);
-                vt[(8 * c + 2 * e + 1) * (2 * WV) + j] = (bf16)(vwords[e] >> 16);
+                vt[(8 * c + 2 * e) * (2 * WV) + j] = (elem)(vwords[e] & 0xffffu);
+                vt[(8 * c + 2 * e + 1) * (2 * WV) + j] = (elem)(vwords[e] >> 16);
             }
         }
         __syncthreads();
@@ -373,7 +360,7 @@ __device__ __forceinline__ void attn_prefill_tc_impl(
             const u32* kr = &sk[(nt * 8 + gid) * WK];
 #pragma unroll
             for (int ks = 0; ks < KS; ++ks)
-                mma_bf16_16816(sc[nt], qa[ks], kr[ks * 8 + tq], kr[ks * 8 + 4 + tq]);
+                mma_16816(sc[nt], qa[ks], kr[ks * 8 + tq], kr[ks * 8 + 4 + tq]);
         }
 
         float mx_a = -F_INF, mx_b = -F_INF;
@@ -406,12 +393,12 @@ __device__ __forceinline__ void attn_prefill_tc_impl(
         float ps_a = 0.0f, ps_b = 0.0f;
 #pragma unroll
         for (int nt = 0; nt < NT; ++nt) {
-            const float p0 = rbf(__expf(sc[nt][0] - ref_a)), p1 = rbf(__expf(sc[nt][1] - ref_a));
-            const float p2 = rbf(__expf(sc[nt][2] - ref_b)), p3 = rbf(__expf(sc[nt][3] - ref_b));
+            const float p0 = rnd(__expf(sc[nt][0] - ref_a)), p1 = rnd(__expf(sc[nt][1] - ref_a));
+            const float p2 = rnd(__expf(sc[nt][2] - ref_b)), p3 = rnd(__expf(sc[nt][3] - ref_b));
             ps_a += p0 + p1;
             ps_b += p2 + p3;
-            pa[nt / 2][(nt % 2) * 2] = pack_bf16(p0, p1);
-            pa[nt / 2][(nt % 2) * 2 + 1] = pack_bf16(p2, p3);
+            pa[nt / 2][(nt % 2) * 2] = pack2(p0, p1);
+            pa[nt / 2][(nt % 2) * 2 + 1] = pack2(p2, p3);
         }
         // Per-lane parts of the row sums; corr is the same in the row's 4 lanes.
         l_a = l_a * corr_a + ps_a;
@@ -429,7 +416,7 @@ __device__ __forceinline__ void attn_prefill_tc_impl(
 #pragma unroll
             for (int dn = 0; dn < DN; ++dn) {
                 const u32* vr = &sv[(dn * 8 + gid) * WV];
-                mma_bf16_16816(o[dn], pa[kk], vr[kk * 8 + tq], vr[kk * 8 + 4 + tq]);
+                mma_16816(o[dn], pa[kk], vr[kk * 8 + tq], vr[kk * 8 + 4 + tq]);
             }
         }
     }
@@ -443,19 +430,19 @@ __device__ __forceinline__ void attn_prefill_tc_impl(
         u32* dst = reinterpret_cast<u32*>(
             out + ((u64)(q_start + q0 + ra / hg) * num_heads + h0 + ra % hg) * D);
 #pragma unroll
-        for (int dn = 0; dn < DN; ++dn) dst[dn * 4 + tq] = pack_bf16(o[dn][0] / l_a, o[dn][1] / l_a);
+        for (int dn = 0; dn < DN; ++dn) dst[dn * 4 + tq] = pack2(o[dn][0] / l_a, o[dn][1] / l_a);
     }
     if (rb < rows) {
         u32* dst = reinterpret_cast<u32*>(
             out + ((u64)(q_start + q0 + rb / hg) * num_heads + h0 + rb % hg) * D);
 #pragma unroll
-        for (int dn = 0; dn < DN; ++dn) dst[dn * 4 + tq] = pack_bf16(o[dn][2] / l_b, o[dn][3] / l_b);
+        for (int dn = 0; dn < DN; ++dn) dst[dn * 4 + tq] = pack2(o[dn][2] / l_b, o[dn][3] / l_b);
     }
 }
 
 #define PREFILL_TC_KERNEL(D)                                                                    \
     extern "C" __global__ void __launch_bounds__(TC_WARPS * 32) attn_prefill_##D(               \
-        bf16* out, const bf16* q, const bf16* kc, const bf16* vc, const u32* block_tables,       \
+        elem* out, const elem* q, const elem* kc, const elem* vc, const u32* block_tables,       \
         const u32* seq_lens, const u32* query_start_loc, const u32* items, u32 max_blocks,       \
         u32 block_size, u32 num_heads, u32 num_kv_heads, u32 hg, u32 qt, u32 nsub,             \
         float scale) {                                                                          \
@@ -469,6 +456,7 @@ PREFILL_TC_KERNEL(32)
 PREFILL_TC_KERNEL(64)
 PREFILL_TC_KERNEL(96)
 PREFILL_TC_KERNEL(128)
+#endif
 
 // ---------------------------------------------------------------------------------------------
 // attn_decode_<D>
@@ -481,7 +469,7 @@ PREFILL_TC_KERNEL(128)
 // accumulates p·v over the 32 keys with lanes owning D/32 consecutive dimensions (coalesced
 // value rows; for D < 32 the first D lanes own one each). The warps merge in shared memory
 // (sacc: DC_WARPS · DC_MAX_HG · D f32, 32 KiB at D = 256, reusing the bytes of q).
-// Output: with nchunks == 1 the bf16 result; else the f32 record
+// Output: with nchunks == 1 the result in the element type; else the f32 record
 // ((x · num_heads + h) · nchunks + c) · (D + 2) of `part`: (max, sum, acc[D]) with acc and sum
 // relative to max, for attn_decode_merge.
 // Launched with hg = 1 for steps of few tokens (more blocks for a latency-bound kernel), a
@@ -493,8 +481,8 @@ PREFILL_TC_KERNEL(128)
 
 template <int D>
 __device__ __forceinline__ void attn_decode_impl(
-    bf16* __restrict__ out, float* __restrict__ part, const bf16* __restrict__ q,
-    const bf16* __restrict__ kc, const bf16* __restrict__ vc,
+    elem* __restrict__ out, float* __restrict__ part, const elem* __restrict__ q,
+    const elem* __restrict__ kc, const elem* __restrict__ vc,
     const u32* __restrict__ block_tables, const u32* __restrict__ seq_lens,
     const u32* __restrict__ query_start_loc, const u32* __restrict__ token_seq,
     const u32* __restrict__ tokens, u32 max_blocks, u32 block_size, u32 num_heads,
@@ -532,7 +520,7 @@ __device__ __forceinline__ void attn_decode_impl(
 
     for (u32 i = threadIdx.x; i < DC_MAX_HG * D; i += blockDim.x) {
         const u32 g = i / D, d = i % D;
-        sq[g][d] = g < hg ? bf2f(q[((u64)t * num_heads + h0 + g) * D + d]) * scale : 0.0f;
+        sq[g][d] = g < hg ? e2f(q[((u64)t * num_heads + h0 + g) * D + d]) * scale : 0.0f;
     }
     __syncthreads();
 
@@ -555,7 +543,7 @@ __device__ __forceinline__ void attn_decode_impl(
         if (valid) {
             // 16 dimensions (one 32-byte sector of the key row) per step; q comes as float4
             // broadcasts.
-            const bf16* kr = kc + (u64)slot * width + head_off;
+            const elem* kr = kc + (u64)slot * width + head_off;
 #pragma unroll
             for (int d = 0; d < D; d += 16) {
                 float kf[16];
@@ -640,7 +628,7 @@ __device__ __forceinline__ void attn_decode_impl(
             v += sacc[w][g][d] * wt;
         }
         if (nchunks == 1) {
-            out[((u64)t * num_heads + h0 + g) * D + d] = f2bf(v / total);
+            out[((u64)t * num_heads + h0 + g) * D + d] = f2e(v / total);
         } else {
             float* rec = part + (((u64)blockIdx.x * num_heads + h0 + g) * nchunks + c) * (D + 2);
             rec[2 + d] = v;
@@ -654,7 +642,7 @@ __device__ __forceinline__ void attn_decode_impl(
 
 #define DECODE_KERNEL(D)                                                                        \
     extern "C" __global__ void __launch_bounds__(DC_WARPS * 32) attn_decode_##D(                \
-        bf16* out, float* part, const bf16* q, const bf16* kc, const bf16* vc,                  \
+        elem* out, float* part, const elem* q, const elem* kc, const elem* vc,                  \
         const u32* block_tables, const u32* seq_lens, const u32* query_start_loc,               \
         const u32* token_seq, const u32* tokens, u32 max_blocks, u32 block_size, u32 num_heads, \
         u32 num_kv_heads, u32 hg, u32 hg_long, u32 short_ctx, u32 chunk, u32 nchunks,           \
@@ -675,7 +663,7 @@ DECODE_KERNEL(256)
 // num_heads), any multiple of 32 threads. Token x's context has ceil(limit / chunk) chunks,
 // each with at least one key, so every record read was written by this step and has a finite
 // max.
-extern "C" __global__ void attn_decode_merge(bf16* __restrict__ out, const float* __restrict__ part,
+extern "C" __global__ void attn_decode_merge(elem* __restrict__ out, const float* __restrict__ part,
                                              const u32* __restrict__ seq_lens,
                                              const u32* __restrict__ query_start_loc,
                                              const u32* __restrict__ token_seq,
@@ -694,10 +682,10 @@ extern "C" __global__ void attn_decode_merge(bf16* __restrict__ out, const float
     for (u32 c = 0; c < nc; ++c) mx = fmaxf(mx, rec[c * stride]);
     float total = 0.0f;
     for (u32 c = 0; c < nc; ++c) total += rec[c * stride + 1] * __expf(rec[c * stride] - mx);
-    bf16* o = out + ((u64)t * num_heads + h) * head_dim;
+    elem* o = out + ((u64)t * num_heads + h) * head_dim;
     for (u32 d = threadIdx.x; d < head_dim; d += blockDim.x) {
         float v = 0.0f;
         for (u32 c = 0; c < nc; ++c) v += rec[c * stride + 2 + d] * __expf(rec[c * stride] - mx);
-        o[d] = f2bf(v / total);
+        o[d] = f2e(v / total);
     }
 }

@@ -8,13 +8,13 @@
 // Heads narrower than 32 dimensions give one dimension to each of the first D lanes; the others
 // add zeros to the dot products and store nothing.
 // Each warp keeps an online softmax (running max m, sum l); the block merges the warps at the
-// end. Scores and sums are f32; the output is rounded to bf16 once.
+// end. Scores and sums are f32; the output is rounded to the element type once.
 #define ATTN_WARPS 4
 
 template <int D>
 __device__ __forceinline__ void paged_attention_impl(
-    bf16* __restrict__ out, const bf16* __restrict__ q, const bf16* __restrict__ kc,
-    const bf16* __restrict__ vc, const u32* __restrict__ block_tables,
+    elem* __restrict__ out, const elem* __restrict__ q, const elem* __restrict__ kc,
+    const elem* __restrict__ vc, const u32* __restrict__ block_tables,
     const u32* __restrict__ seq_lens, const u32* __restrict__ query_start_loc,
     const u32* __restrict__ token_seq, u32 max_blocks, u32 block_size, u32 num_heads,
     u32 num_kv_heads, float scale) {
@@ -84,18 +84,18 @@ __device__ __forceinline__ void paged_attention_impl(
         wt[w] = sm[w] == -F_INF ? 0.0f : __expf(sm[w] - mx);
         total += sl[w] * wt[w];
     }
-    bf16* o = out + ((u64)t * num_heads + h) * D;
+    elem* o = out + ((u64)t * num_heads + h) * D;
     for (u32 d = threadIdx.x; d < D; d += blockDim.x) {
         float v = 0.0f;
 #pragma unroll
         for (int w = 0; w < ATTN_WARPS; ++w) v += sacc[w][d] * wt[w];
-        o[d] = f2bf(v / total);
+        o[d] = f2e(v / total);
     }
 }
 
 #define ATTENTION_KERNEL(D)                                                                     \
     extern "C" __global__ void __launch_bounds__(ATTN_WARPS * 32) paged_attention_##D(          \
-        bf16* out, const bf16* q, const bf16* kc, const bf16* vc, const u32* block_tables,       \
+        elem* out, const elem* q, const elem* kc, const elem* vc, const u32* block_tables,       \
         const u32* seq_lens, const u32* query_start_loc, const u32* token_seq, u32 max_blocks,   \
         u32 block_size, u32 num_heads, u32 num_kv_heads, float scale) {                          \
         paged_attention_impl<D>(out, q, kc, vc, block_tables, seq_lens, query_start_loc,         \

@@ -1,22 +1,22 @@
 // out[t, :] = table[ids[t], :]. Ids at or past `vocab` (never produced by the server, which
 // checks them) give a zero row rather than a read out of bounds.
-extern "C" __global__ void embedding(bf16* __restrict__ out, const bf16* __restrict__ table,
+extern "C" __global__ void embedding(elem* __restrict__ out, const elem* __restrict__ table,
                                      const u32* __restrict__ ids, u32 cols, u32 vocab) {
     const u32 t = blockIdx.x;
     const u32 id = ids[t];
-    bf16* dst = out + (u64)t * cols;
+    elem* dst = out + (u64)t * cols;
     if (id >= vocab) {
         for (u32 c = threadIdx.x; c < cols; c += blockDim.x) dst[c] = 0;
         return;
     }
-    const bf16* src = table + (u64)id * cols;
+    const elem* src = table + (u64)id * cols;
     for (u32 c = threadIdx.x; c < cols; c += blockDim.x) dst[c] = src[c];
 }
 
 // out[i, :] = x[idx[i], :] (the rows whose logits are wanted).
-extern "C" __global__ void gather_rows(bf16* __restrict__ out, const bf16* __restrict__ x,
+extern "C" __global__ void gather_rows(elem* __restrict__ out, const elem* __restrict__ x,
                                        const u32* __restrict__ idx, u32 cols) {
-    const bf16* src = x + (u64)idx[blockIdx.x] * cols;
-    bf16* dst = out + (u64)blockIdx.x * cols;
+    const elem* src = x + (u64)idx[blockIdx.x] * cols;
+    elem* dst = out + (u64)blockIdx.x * cols;
     for (u32 c = threadIdx.x; c < cols; c += blockDim.x) dst[c] = src[c];
 }

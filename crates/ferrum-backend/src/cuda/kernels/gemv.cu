@@ -1,8 +1,8 @@
 // Linear layers for steps of a few tokens (decode): y[m, :] = x[m, :] · Wᵀ for M ≤ 8 rows.
 //
 // At one to eight rows a linear layer is one pass over its weights, and cuBLAS reaches about
-// half of the card's bandwidth on these shapes. Here a block streams R weight rows with 16-byte
-// loads (two iterations' loads issued before their arithmetic) and each thread keeps R × M
+// half of the card's bandwidth on these shapes. Here a block streams R weight rows with 8-element
+// vector loads (two iterations' loads issued before their arithmetic) and each thread keeps R × M
 // accumulators, so every weight byte is read once for all M rows. x is small and re-read
 // through L1 once per R rows: R grows with M so that those reads stay below the weight stream
 // (gemv_rows / gemv_silu_rows; the host mirrors them).
@@ -13,8 +13,8 @@
 // writes silu(gate) · up, so the MLP's two projections and its activation are one launch.
 //
 // Requirements, checked on the host: k % 8 == 0 (with allocator-aligned bases every row is
-// 16-byte aligned), 1 ≤ M ≤ 8, every n_s ≥ 1 for segments with blocks.
-// Numerics as the op-by-op path: f32 accumulation, one rounding to bf16 as a GEMM's; a bias is
+// aligned to 8 elements), 1 ≤ M ≤ 8, every n_s ≥ 1 for segments with blocks.
+// Numerics as the op-by-op path: f32 accumulation, one rounding to the element type as a GEMM's; a bias is
 // added to the rounded value and rounded again; silu(gate) is rounded before the product.
 
 #define GEMV_THREADS 128
@@ -25,12 +25,12 @@ __host__ __device__ constexpr int gemv_rows(int m) { return m <= 2 ? 4 : 8; }
 __host__ __device__ constexpr int gemv_silu_rows(int m) { return m <= 2 ? 2 : 4; }
 
 template <int M, int NR>
-__device__ __forceinline__ void gemv_step(const bf16* __restrict__ x, u32 k, u32 v, const uint4 wv[NR],
+__device__ __forceinline__ void gemv_step(const elem* __restrict__ x, u32 k, u32 v, const vec8 wv[NR],
                                           float acc[NR][M]) {
 #pragma unroll
     for (int m = 0; m < M; m++) {
         float xf[8];
-        unpack8(__ldg(reinterpret_cast<const uint4*>(x + (u64)m * k) + v), xf);
+        unpack8(ldg8(x + (u64)m * k + 8 * (u64)v), xf);
 #pragma unroll
         for (int r = 0; r < NR; r++) {
             float wf[8];
@@ -43,24 +43,24 @@ __device__ __forceinline__ void gemv_step(const bf16* __restrict__ x, u32 k, u32
 
 // acc[r][m] += W_r · x_m over this thread's share of the k/8 vectors.
 template <int M, int NR>
-__device__ __forceinline__ void gemv_accumulate(const bf16* __restrict__ x, u32 k, const bf16* const w[NR],
+__device__ __forceinline__ void gemv_accumulate(const elem* __restrict__ x, u32 k, const elem* const w[NR],
                                                 float acc[NR][M]) {
     const u32 nv = k >> 3;
     u32 v = threadIdx.x;
     for (; v + GEMV_THREADS < nv; v += 2 * GEMV_THREADS) {
-        uint4 a[NR], b[NR];
+        vec8 a[NR], b[NR];
 #pragma unroll
         for (int r = 0; r < NR; r++) {
-            a[r] = __ldg(reinterpret_cast<const uint4*>(w[r]) + v);
-            b[r] = __ldg(reinterpret_cast<const uint4*>(w[r]) + v + GEMV_THREADS);
+            a[r] = ldg8(w[r] + 8 * (u64)v);
+            b[r] = ldg8(w[r] + 8 * (u64)(v + GEMV_THREADS));
         }
         gemv_step<M, NR>(x, k, v, a, acc);
         gemv_step<M, NR>(x, k, v + GEMV_THREADS, b, acc);
     }
     if (v < nv) {
-        uint4 a[NR];
+        vec8 a[NR];
 #pragma unroll
-        for (int r = 0; r < NR; r++) a[r] = __ldg(reinterpret_cast<const uint4*>(w[r]) + v);
+        for (int r = 0; r < NR; r++) a[r] = ldg8(w[r] + 8 * (u64)v);
         gemv_step<M, NR>(x, k, v, a, acc);
     }
 }
@@ -88,7 +88,7 @@ __device__ __forceinline__ void gemv_reduce(float acc[NR][M], float (*part)[NR *
 }
 
 template <int M, int R>
-__device__ __forceinline__ void gemv_segments(const bf16* __restrict__ x, u32 k, u64 w0, u64 w1, u64 w2, u64 b0,
+__device__ __forceinline__ void gemv_segments(const elem* __restrict__ x, u32 k, u64 w0, u64 w1, u64 w2, u64 b0,
                                               u64 b1, u64 b2, u64 y0, u64 y1, u64 y2, u32 n0, u32 n1, u32 n2) {
     const u32 nb0 = (n0 + R - 1) / R, nb1 = (n1 + R - 1) / R;
     u32 blk = blockIdx.x;
@@ -102,9 +102,9 @@ __device__ __forceinline__ void gemv_segments(const bf16* __restrict__ x, u32 k,
         w = w1, bias = b1, y = y1, n = n1;
     }
     const u32 row0 = blk * R;
-    const bf16* rows[R];
+    const elem* rows[R];
 #pragma unroll
-    for (int r = 0; r < R; r++) rows[r] = (const bf16*)w + (u64)min(row0 + r, n - 1) * k;
+    for (int r = 0; r < R; r++) rows[r] = (const elem*)w + (u64)min(row0 + r, n - 1) * k;
     float acc[R][M];
 #pragma unroll
     for (int r = 0; r < R; r++)
@@ -116,18 +116,18 @@ __device__ __forceinline__ void gemv_segments(const bf16* __restrict__ x, u32 k,
     if (threadIdx.x < R * M) {
         const u32 r = threadIdx.x / M, m = threadIdx.x % M, row = row0 + r;
         if (row < n) {
-            float v = rbf(part[0][threadIdx.x]);
-            if (bias) v = bf2f(f2bf(v + bf2f(((const bf16*)bias)[row])));
-            ((bf16*)y)[(u64)m * n + row] = f2bf(v);
+            float v = rnd(part[0][threadIdx.x]);
+            if (bias) v = e2f(f2e(v + e2f(((const elem*)bias)[row])));
+            ((elem*)y)[(u64)m * n + row] = f2e(v);
         }
     }
 }
 
 template <int M, int R>
-__device__ __forceinline__ void gemv_gated(const bf16* __restrict__ x, u32 k, const bf16* __restrict__ wg,
-                                           const bf16* __restrict__ wu, bf16* __restrict__ out, u32 n) {
+__device__ __forceinline__ void gemv_gated(const elem* __restrict__ x, u32 k, const elem* __restrict__ wg,
+                                           const elem* __restrict__ wu, elem* __restrict__ out, u32 n) {
     const u32 row0 = blockIdx.x * R;
-    const bf16* rows[2 * R];
+    const elem* rows[2 * R];
 #pragma unroll
     for (int r = 0; r < R; r++) {
         const u64 at = (u64)min(row0 + r, n - 1) * k;
@@ -145,23 +145,23 @@ __device__ __forceinline__ void gemv_gated(const bf16* __restrict__ x, u32 k, co
     if (threadIdx.x < R * M) {
         const u32 r = threadIdx.x / M, m = threadIdx.x % M, row = row0 + r;
         if (row < n) {
-            const float g = rbf(part[0][threadIdx.x]);
-            const float u = rbf(part[0][R * M + threadIdx.x]);
-            const float s = rbf(g / (1.0f + __expf(-g)));
-            out[(u64)m * n + row] = f2bf(s * u);
+            const float g = rnd(part[0][threadIdx.x]);
+            const float u = rnd(part[0][R * M + threadIdx.x]);
+            const float s = rnd(g / (1.0f + __expf(-g)));
+            out[(u64)m * n + row] = f2e(s * u);
         }
     }
 }
 
 #define GEMV_INSTANCES(M)                                                                                 \
     extern "C" __global__ void __launch_bounds__(GEMV_THREADS)                                           \
-        gemv_##M(const bf16* __restrict__ x, u32 k, u64 w0, u64 w1, u64 w2, u64 b0, u64 b1, u64 b2,     \
+        gemv_##M(const elem* __restrict__ x, u32 k, u64 w0, u64 w1, u64 w2, u64 b0, u64 b1, u64 b2,     \
                  u64 y0, u64 y1, u64 y2, u32 n0, u32 n1, u32 n2) {                                       \
         gemv_segments<M, gemv_rows(M)>(x, k, w0, w1, w2, b0, b1, b2, y0, y1, y2, n0, n1, n2);                         \
     }                                                                                                    \
     extern "C" __global__ void __launch_bounds__(GEMV_THREADS)                                           \
-        gemv_silu_##M(const bf16* __restrict__ x, u32 k, const bf16* __restrict__ wg,                   \
-                      const bf16* __restrict__ wu, bf16* __restrict__ out, u32 n) {                      \
+        gemv_silu_##M(const elem* __restrict__ x, u32 k, const elem* __restrict__ wg,                   \
+                      const elem* __restrict__ wu, elem* __restrict__ out, u32 n) {                      \
         gemv_gated<M, gemv_silu_rows(M)>(x, k, wg, wu, out, n);                                                             \
     }
 

@@ -2,8 +2,8 @@
 // `[num_slots, num_kv_heads * head_dim]` for K and the same for V: a slot is one token of one
 // block (`block * block_size + offset`). Grid: (tokens, ceil(width / blockDim)), one value of
 // K and one of V per thread.
-extern "C" __global__ void write_kv(bf16* __restrict__ kc, bf16* __restrict__ vc,
-                                    const bf16* __restrict__ k, const bf16* __restrict__ v,
+extern "C" __global__ void write_kv(elem* __restrict__ kc, elem* __restrict__ vc,
+                                    const elem* __restrict__ k, const elem* __restrict__ v,
                                     const u32* __restrict__ slots, u32 width) {
     const u32 t = blockIdx.x;
     const u64 s = slots[t];
@@ -14,18 +14,18 @@ extern "C" __global__ void write_kv(bf16* __restrict__ kc, bf16* __restrict__ vc
     }
 }
 
-// out[r, c] += bias[c] (bf16 rounding as the reference's fused addmm output).
-extern "C" __global__ void add_bias(bf16* __restrict__ out, const bf16* __restrict__ bias, u32 cols) {
-    bf16* row = out + (u64)blockIdx.x * cols;
-    for (u32 c = threadIdx.x; c < cols; c += blockDim.x) row[c] = f2bf(bf2f(row[c]) + bf2f(bias[c]));
+// out[r, c] += bias[c] (rounded as the reference's fused addmm output).
+extern "C" __global__ void add_bias(elem* __restrict__ out, const elem* __restrict__ bias, u32 cols) {
+    elem* row = out + (u64)blockIdx.x * cols;
+    for (u32 c = threadIdx.x; c < cols; c += blockDim.x) row[c] = f2e(e2f(row[c]) + e2f(bias[c]));
 }
 
-// out = silu(gate) * up, rounding silu(gate) to bf16 first as the reference does.
-extern "C" __global__ void silu_mul(bf16* __restrict__ out, const bf16* __restrict__ gate,
-                                    const bf16* __restrict__ up, u64 n) {
+// out = silu(gate) * up, rounding silu(gate) to the element type first as the reference does.
+extern "C" __global__ void silu_mul(elem* __restrict__ out, const elem* __restrict__ gate,
+                                    const elem* __restrict__ up, u64 n) {
     for (u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x) {
-        const float g = bf2f(gate[i]);
-        const float s = rbf(g / (1.0f + __expf(-g)));
-        out[i] = f2bf(s * bf2f(up[i]));
+        const float g = e2f(gate[i]);
+        const float s = rnd(g / (1.0f + __expf(-g)));
+        out[i] = f2e(s * e2f(up[i]));
     }
 }

@@ -2,7 +2,7 @@
 // `[max_positions, half]`. `interleaved` pairs dimensions (2i, 2i+1) (GGUF Llama), otherwise
 // (i, i + half) as Hugging Face's rotate_half. Grid: (tokens, ceil(pairs / blockDim)), one
 // pair per thread, so a decode step's few tokens still spread over many blocks.
-extern "C" __global__ void rotary(bf16* __restrict__ q, bf16* __restrict__ k,
+extern "C" __global__ void rotary(elem* __restrict__ q, elem* __restrict__ k,
                                   const float* __restrict__ cos_t, const float* __restrict__ sin_t,
                                   const u32* __restrict__ positions, u32 num_q_heads,
                                   u32 num_k_heads, u32 head_dim, u32 half, u32 interleaved) {
@@ -14,13 +14,13 @@ extern "C" __global__ void rotary(bf16* __restrict__ q, bf16* __restrict__ k,
     const u32 j = blockIdx.y * blockDim.x + threadIdx.x;
     if (j < pairs) {
         const u32 head = j / half, i = j % half;
-        bf16* h = head < num_q_heads ? q + ((u64)t * num_q_heads + head) * head_dim
+        elem* h = head < num_q_heads ? q + ((u64)t * num_q_heads + head) * head_dim
                                      : k + ((u64)t * num_k_heads + (head - num_q_heads)) * head_dim;
         const u32 a = interleaved ? 2 * i : i;
         const u32 b = interleaved ? 2 * i + 1 : i + half;
-        const float x0 = bf2f(h[a]), x1 = bf2f(h[b]);
-        h[a] = f2bf(x0 * cs[i] - x1 * sn[i]);
-        h[b] = f2bf(x0 * sn[i] + x1 * cs[i]);
+        const float x0 = e2f(h[a]), x1 = e2f(h[b]);
+        h[a] = f2e(x0 * cs[i] - x1 * sn[i]);
+        h[b] = f2e(x0 * sn[i] + x1 * cs[i]);
     }
 }
 
@@ -31,10 +31,10 @@ extern "C" __global__ void rotary(bf16* __restrict__ q, bf16* __restrict__ k,
 // holds dimensions l, l + 32, ... (head_rms_norm's layout, so the sum of squares adds in the
 // same order); dimension i's rotary partner i + D/2 is then in the same lane. D ≥ 64.
 template <int D>
-__device__ __forceinline__ void qk_rope_kv_impl(bf16* __restrict__ q, const bf16* __restrict__ k,
-                                                const bf16* __restrict__ v, bf16* __restrict__ kc,
-                                                bf16* __restrict__ vc, const bf16* __restrict__ qn,
-                                                const bf16* __restrict__ kn, const float* __restrict__ cos_t,
+__device__ __forceinline__ void qk_rope_kv_impl(elem* __restrict__ q, const elem* __restrict__ k,
+                                                const elem* __restrict__ v, elem* __restrict__ kc,
+                                                elem* __restrict__ vc, const elem* __restrict__ qn,
+                                                const elem* __restrict__ kn, const float* __restrict__ cos_t,
                                                 const float* __restrict__ sin_t,
                                                 const u32* __restrict__ positions,
                                                 const u32* __restrict__ slots, u32 nq, u32 nkv, float eps) {
@@ -45,18 +45,18 @@ __device__ __forceinline__ void qk_rope_kv_impl(bf16* __restrict__ q, const bf16
     if (head >= nq + nkv) return;
     const bool is_q = head < nq;
     const u32 kh = head - nq;
-    const bf16* src = is_q ? q + ((u64)t * nq + head) * D : k + ((u64)t * nkv + kh) * D;
-    const bf16* nw = is_q ? qn : kn;
+    const elem* src = is_q ? q + ((u64)t * nq + head) * D : k + ((u64)t * nkv + kh) * D;
+    const elem* nw = is_q ? qn : kn;
     float x[E];
 #pragma unroll
-    for (int e = 0; e < E; e++) x[e] = bf2f(src[lane + 32 * e]);
+    for (int e = 0; e < E; e++) x[e] = e2f(src[lane + 32 * e]);
     if (nw) {
         float ss = 0.0f;
 #pragma unroll
         for (int e = 0; e < E; e++) ss += x[e] * x[e];
         const float s = rsqrtf(warp_sum(ss) / (float)D + eps);
 #pragma unroll
-        for (int e = 0; e < E; e++) x[e] = rbf(rbf(x[e] * s) * bf2f(nw[lane + 32 * e]));
+        for (int e = 0; e < E; e++) x[e] = rnd(rnd(x[e] * s) * e2f(nw[lane + 32 * e]));
     }
     const u64 p = positions[t];
     const float* cs = cos_t + p * (D / 2);
@@ -69,23 +69,23 @@ __device__ __forceinline__ void qk_rope_kv_impl(bf16* __restrict__ q, const bf16
         x[e + H] = x0 * sn[i] + x1 * cs[i];
     }
     if (is_q) {
-        bf16* dst = q + ((u64)t * nq + head) * D;
+        elem* dst = q + ((u64)t * nq + head) * D;
 #pragma unroll
-        for (int e = 0; e < E; e++) dst[lane + 32 * e] = f2bf(x[e]);
+        for (int e = 0; e < E; e++) dst[lane + 32 * e] = f2e(x[e]);
         return;
     }
     const u64 at = slots[t] * ((u64)nkv * D) + (u64)kh * D;
-    const bf16* vs = v + ((u64)t * nkv + kh) * D;
+    const elem* vs = v + ((u64)t * nkv + kh) * D;
 #pragma unroll
     for (int e = 0; e < E; e++) {
-        kc[at + lane + 32 * e] = f2bf(x[e]);
+        kc[at + lane + 32 * e] = f2e(x[e]);
         vc[at + lane + 32 * e] = vs[lane + 32 * e];
     }
 }
 
 #define QK_ROPE_KV_KERNEL(D)                                                                       \
     extern "C" __global__ void __launch_bounds__(128) qk_rope_kv_##D(                              \
-        bf16* q, const bf16* k, const bf16* v, bf16* kc, bf16* vc, const bf16* qn, const bf16* kn, \
+        elem* q, const elem* k, const elem* v, elem* kc, elem* vc, const elem* qn, const elem* kn, \
         const float* cos_t, const float* sin_t, const u32* positions, const u32* slots, u32 nq,    \
         u32 nkv, float eps) {                                                                      \
         qk_rope_kv_impl<D>(q, k, v, kc, vc, qn, kn, cos_t, sin_t, positions, slots, nq, nkv, eps); \

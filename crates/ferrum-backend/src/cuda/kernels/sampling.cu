@@ -21,8 +21,8 @@ __device__ __forceinline__ u32 f2ord(float f) {
 }
 
 // A logit as f32; NaN counts as -inf so that it is never chosen.
-__device__ __forceinline__ float logit_at(const bf16* row, u32 i) {
-    const float x = bf2f(row[i]);
+__device__ __forceinline__ float logit_at(const elem* row, u32 i) {
+    const float x = e2f(row[i]);
     return x != x ? -F_INF : x;
 }
 
@@ -31,18 +31,18 @@ __device__ __forceinline__ float logit_at(const bf16* row, u32 i) {
 //   l = l + pre_add;  l = l > 0 ? l / rep : l * rep;  l = l + post_add
 // which is logit bias (or -inf for an EOS masked by min_tokens), then the repetition
 // penalty, then frequency and presence penalties, in the host sampler's order.
-extern "C" __global__ void apply_logit_adjust(bf16* __restrict__ logits, const u32* __restrict__ ops,
+extern "C" __global__ void apply_logit_adjust(elem* __restrict__ logits, const u32* __restrict__ ops,
                                               u32 n_ops, u32 vocab) {
     const u32 i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n_ops) return;
     const u32* o = ops + (u64)i * ADJUST_WORDS;
     const u32 tok = o[1];
     if (tok >= vocab) return;
-    bf16* p = logits + (u64)o[0] * vocab + tok;
-    float l = bf2f(*p) + __uint_as_float(o[2]);
+    elem* p = logits + (u64)o[0] * vocab + tok;
+    float l = e2f(*p) + __uint_as_float(o[2]);
     const float rep = __uint_as_float(o[3]);
     l = l > 0.0f ? l / rep : l * rep;
-    *p = f2bf(l + __uint_as_float(o[4]));
+    *p = f2e(l + __uint_as_float(o[4]));
 }
 
 // Warp-wide arg-max; every lane gets (value, index). Lowest index wins ties.
@@ -106,13 +106,13 @@ __device__ __forceinline__ float block_inclusive_scan(float v, float& total) {
 
 // One block of SAMPLE_THREADS per row; writes out[row] unless the host samples the row.
 extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS)
-    sample_rows(const bf16* __restrict__ logits, const u32* __restrict__ params, u32 vocab,
+    sample_rows(const elem* __restrict__ logits, const u32* __restrict__ params, u32 vocab,
                 u32* __restrict__ out) {
     const u32 r = blockIdx.x, tid = threadIdx.x, nt = blockDim.x;
     const u32* p = params + (u64)r * SAMPLE_PARAMS;
     const u32 mode = p[0];
     if (mode == 0) return;
-    const bf16* row = logits + (u64)r * vocab;
+    const elem* row = logits + (u64)r * vocab;
 
     float best = -F_INF;
     u32 best_i = 0xffffffffu;
