@@ -69,6 +69,12 @@ fn kernels_compile_for_ampere_ada_and_hopper_in_every_dtype() {
             ptx.contains(&format!(".target sm_{arch}")),
             "sm_{arch}: target line"
         );
+        // Programmatic dependent launch exists from sm_90 on; older targets compile without it.
+        assert_eq!(
+            ptx.contains("griddepcontrol.wait"),
+            arch >= 90,
+            "sm_{arch}: griddepcontrol"
+        );
         if dtype == CudaDType::F32 {
             assert!(
                 !ptx.contains(".entry attn_prefill_256("),

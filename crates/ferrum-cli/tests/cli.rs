@@ -304,7 +304,11 @@ fn dtype_names_vllm_types_and_refuses_others() {
     assert!(!text(&f32_run).contains("computes in float32"));
     let half = run("half");
     assert!(half.status.success(), "{}", text(&half));
-    assert!(text(&half).contains("computes in float32"), "{}", text(&half));
+    assert!(
+        text(&half).contains("computes in float32"),
+        "{}",
+        text(&half)
+    );
     let ids = |o: &Output| {
         String::from_utf8_lossy(&o.stderr)
             .lines()

@@ -11,7 +11,7 @@
 //! - A block of either kernel only serves query heads that share one KV head (`hg` divides the
 //!   group size), so it reads each key and value once for all of them.
 
-use cudarc::driver::{LaunchConfig, PushKernelArg};
+use cudarc::driver::LaunchConfig;
 
 use super::kernels::{AttentionKernels, ATTENTION_HEAD_DIMS, PREFILL_ITEM_TOKENS};
 use super::{

@@ -14,8 +14,6 @@ use super::ROW_THREADS;
 use super::{as_u32, grid, launch_err, CudaActivations, CudaBackend, CudaError, CudaWeight};
 use crate::{Backend, BackendError, Result};
 
-use cudarc::driver::PushKernelArg;
-
 /// Row counts at which the GEMV kernels beat cuBLAS on every layer shape measured (Qwen3-4B and
 /// Llama-3-8B on an H100: q/k/v/o, gate/up, down and the head; docs/benchmarks.md).
 const GEMV_ALWAYS_ROWS: usize = 2;

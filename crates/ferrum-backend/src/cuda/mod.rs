@@ -17,6 +17,7 @@ mod dtype;
 mod error;
 mod graph;
 mod kernels;
+mod launch;
 mod profile;
 mod sampling;
 mod tensor;
@@ -24,7 +25,7 @@ mod upload;
 
 use std::sync::Arc;
 
-use cudarc::driver::{CudaContext, CudaStream, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaContext, CudaStream, LaunchConfig};
 
 use crate::{
     AttentionBatch, AttentionParams, Backend, BackendError, HostTensor, KvCacheSpec, LogitAdjust,
@@ -64,10 +65,10 @@ use tensor::{addr, BatchOffsets};
 macro_rules! launch {
     ($self:ident, $f:expr, $name:expr, $cfg:expr, $($arg:expr),* $(,)?) => {{
         let cfg = $cfg;
-        let mut b = $self.stream.launch_builder($f);
-        $( b.arg($arg); )*
+        let mut params = [$( $crate::cuda::launch::param($arg) ),*];
         // SAFETY: see the macro's documentation.
-        unsafe { b.launch(cfg) }.map(|_| ()).map_err(|e| launch_err($name, e))
+        unsafe { $crate::cuda::launch::launch($self.pdl, &$self.stream, $f, cfg, &mut params) }
+            .map_err(|e| launch_err($name, e))
     }};
 }
 
@@ -110,6 +111,8 @@ pub struct CudaBackend {
     dtype: CudaDType,
     profile: Option<profile::Profile>,
     graphs: graph::GraphState,
+    /// Programmatic dependent launch for our kernels (see `launch.rs`).
+    pdl: bool,
     /// Steps of at most `kernels::GEMV_MAX_ROWS` rows use our GEMV kernels rather than cuBLAS
     /// (`FERRUM_CUDA_GEMV=0` turns them off, to compare).
     small_gemv: bool,
@@ -155,6 +158,7 @@ impl CudaBackend {
             stream,
             blas,
             k,
+            pdl: launch::pdl_enabled(info.arch),
             info,
             dtype,
             profile: profile::Profile::from_env(),

@@ -2,8 +2,6 @@
 //! between layers, and Qwen3's per-head q/k norm. Shapes and row capacities are checked
 //! before any launch.
 
-use cudarc::driver::PushKernelArg;
-
 use super::{as_u32, grid, launch_err, CudaActivations, CudaBackend, CudaWeight, ROW_THREADS};
 use crate::{BackendError, Result};
 

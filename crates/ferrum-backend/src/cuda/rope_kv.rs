@@ -10,8 +10,6 @@
 //!   graph recording take the same path.
 //! - Every metadata bound the separate ops check is checked here before the launch.
 
-use cudarc::driver::PushKernelArg;
-
 use super::tensor::addr;
 use super::{
     as_u32, grid, launch_err, CudaActivations, CudaBackend, CudaBatch, CudaError, CudaKvCache,

@@ -62,6 +62,10 @@ __device__ __forceinline__ void attn_prefill_impl(
     const u32* __restrict__ seq_lens, const u32* __restrict__ query_start_loc,
     const u32* __restrict__ items, u32 max_blocks, u32 block_size, u32 num_heads,
     u32 num_kv_heads, u32 hg, u32 qt, u32 nsub, float scale) {
+    pdl_enter();
+    q = after_wait(q);
+    kc = after_wait(kc);
+    vc = after_wait(vc);
     // PC 16-byte pieces a row; C groups of 8 dimensions; EW elements a shared-memory row.
     constexpr int PC = D * (int)sizeof(elem) / 16, C = D / 8, W = 4 * PC + 4;
     constexpr int EW = W * 4 / (int)sizeof(elem);
@@ -274,6 +278,10 @@ __device__ __forceinline__ void attn_prefill_tc_impl(
     const u32* __restrict__ seq_lens, const u32* __restrict__ query_start_loc,
     const u32* __restrict__ items, u32 max_blocks, u32 block_size, u32 num_heads,
     u32 num_kv_heads, u32 hg, u32 qt, u32 nsub, float scale) {
+    pdl_enter();
+    q = after_wait(q);
+    kc = after_wait(kc);
+    vc = after_wait(vc);
     constexpr int KS = D / 16;          // k-steps of Q·Kᵀ
     constexpr int NT = TC_BK / 8;       // 8-key column tiles of S
     constexpr int DN = D / 8;           // 8-dimension column tiles of O
@@ -488,6 +496,10 @@ __device__ __forceinline__ void attn_decode_impl(
     const u32* __restrict__ tokens, u32 max_blocks, u32 block_size, u32 num_heads,
     u32 num_kv_heads, u32 hg_launch, u32 hg_long, u32 short_ctx, u32 chunk, u32 nchunks,
     float scale) {
+    pdl_enter();
+    q = after_wait(q);
+    kc = after_wait(kc);
+    vc = after_wait(vc);
     constexpr int E = D >= 32 ? D / 32 : 1;
     // q while the keys are walked, then the warps' accumulators: the same bytes, with a
     // barrier in between.
@@ -669,6 +681,8 @@ extern "C" __global__ void attn_decode_merge(elem* __restrict__ out, const float
                                              const u32* __restrict__ token_seq,
                                              const u32* __restrict__ tokens, u32 num_heads,
                                              u32 head_dim, u32 chunk, u32 nchunks) {
+    pdl_enter();
+    part = after_wait(part);
     const u32 x = blockIdx.x, h = blockIdx.y;
     const u32 t = tokens[x];
     const u32 s = token_seq[t];

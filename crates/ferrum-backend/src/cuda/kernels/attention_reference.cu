@@ -18,6 +18,10 @@ __device__ __forceinline__ void paged_attention_impl(
     const u32* __restrict__ seq_lens, const u32* __restrict__ query_start_loc,
     const u32* __restrict__ token_seq, u32 max_blocks, u32 block_size, u32 num_heads,
     u32 num_kv_heads, float scale) {
+    pdl_enter();
+    q = after_wait(q);
+    kc = after_wait(kc);
+    vc = after_wait(vc);
     constexpr int E = D >= 32 ? D / 32 : 1;
     const u32 t = blockIdx.x, h = blockIdx.y;
     const u32 lane = threadIdx.x & 31, warp = threadIdx.x >> 5;

@@ -70,6 +70,39 @@ __device__ __forceinline__ u32 pack2(float lo, float hi) {
 }
 #endif
 
+// Programmatic dependent launch (sm_90+, see launch.rs): `pdl_wait` blocks until the kernel
+// before this one on the stream has finished and its writes are visible; every kernel calls it
+// before touching any buffer but weights. `pdl_trigger` lets the next kernel be scheduled once
+// every block of this one has called it. Both are no-ops without the launch attribute and on
+// older cards.
+__device__ __forceinline__ void pdl_wait() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void pdl_trigger() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// Both, at the top of a kernel that reads nothing before its inputs.
+__device__ __forceinline__ void pdl_enter() {
+    pdl_wait();
+    pdl_trigger();
+}
+
+// `p`, as a value the compiler cannot see through. Loads through a `const __restrict__`
+// pointer may be taken as invariant and moved above `pdl_wait` (a memory clobber does not hold
+// them back); a pointer that comes out of a volatile asm after the wait cannot be. Every
+// kernel passes the read-only activations it reads (outputs of earlier kernels) through this.
+template <typename T>
+__device__ __forceinline__ T* after_wait(T* p) {
+    asm volatile("" : "+l"(p));
+    return p;
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
@@ -114,6 +147,21 @@ __device__ __forceinline__ vec8 ldg8(const elem* p) {
     vec8 v;
 #pragma unroll
     for (int i = 0; i < VEC_WORDS; i++) v.w[i] = __ldg(reinterpret_cast<const uint4*>(p) + i);
+    return v;
+}
+
+// Through L2 only (activations that an overlapping earlier kernel may have just written: see
+// launch.rs).
+__device__ __forceinline__ vec8 ldcg8(const elem* p) {
+    vec8 v;
+#pragma unroll
+    for (int i = 0; i < VEC_WORDS; i++) {
+        uint4 u;
+        asm volatile("ld.global.cg.v4.u32 {%0, %1, %2, %3}, [%4];"
+                     : "=r"(u.x), "=r"(u.y), "=r"(u.z), "=r"(u.w)
+                     : "l"(reinterpret_cast<const uint4*>(p) + i));
+        v.w[i] = u;
+    }
     return v;
 }
 

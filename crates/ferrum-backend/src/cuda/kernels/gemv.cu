@@ -4,7 +4,7 @@
 // half of the card's bandwidth on these shapes. Here a block streams R weight rows with 8-element
 // vector loads (two iterations' loads issued before their arithmetic) and each thread keeps R × M
 // accumulators, so every weight byte is read once for all M rows. x is small and re-read
-// through L1 once per R rows: R grows with M so that those reads stay below the weight stream
+// from L2 once per R rows: R grows with M so that those reads stay below the weight stream
 // (gemv_rows / gemv_silu_rows; the host mirrors them).
 //
 // `gemv_<M>` serves up to three matrices that read the same x in one launch (q, k and v):
@@ -30,7 +30,7 @@ __device__ __forceinline__ void gemv_step(const elem* __restrict__ x, u32 k, u32
 #pragma unroll
     for (int m = 0; m < M; m++) {
         float xf[8];
-        unpack8(ldg8(x + (u64)m * k + 8 * (u64)v), xf);
+        unpack8(ldcg8(x + (u64)m * k + 8 * (u64)v), xf);
 #pragma unroll
         for (int r = 0; r < NR; r++) {
             float wf[8];
@@ -41,18 +41,26 @@ __device__ __forceinline__ void gemv_step(const elem* __restrict__ x, u32 k, u32
     }
 }
 
-// acc[r][m] += W_r · x_m over this thread's share of the k/8 vectors.
+// acc[r][m] += W_r · x_m over this thread's share of the k/8 vectors. The first weight loads
+// are issued before `pdl_wait`: weights are never written, so they may overlap the previous
+// kernel's tail. x is that kernel's output and is read with `ldcg8` (volatile asm, through
+// L2): the compiler may move `__ldg` loads, which it takes as invariant, above the wait.
 template <int M, int NR>
 __device__ __forceinline__ void gemv_accumulate(const elem* __restrict__ x, u32 k, const elem* const w[NR],
                                                 float acc[NR][M]) {
     const u32 nv = k >> 3;
     u32 v = threadIdx.x;
+    bool waited = false;
     for (; v + GEMV_THREADS < nv; v += 2 * GEMV_THREADS) {
         vec8 a[NR], b[NR];
 #pragma unroll
         for (int r = 0; r < NR; r++) {
             a[r] = ldg8(w[r] + 8 * (u64)v);
             b[r] = ldg8(w[r] + 8 * (u64)(v + GEMV_THREADS));
+        }
+        if (!waited) {
+            pdl_enter();
+            waited = true;
         }
         gemv_step<M, NR>(x, k, v, a, acc);
         gemv_step<M, NR>(x, k, v + GEMV_THREADS, b, acc);
@@ -61,8 +69,13 @@ __device__ __forceinline__ void gemv_accumulate(const elem* __restrict__ x, u32 
         vec8 a[NR];
 #pragma unroll
         for (int r = 0; r < NR; r++) a[r] = ldg8(w[r] + 8 * (u64)v);
+        if (!waited) {
+            pdl_enter();
+            waited = true;
+        }
         gemv_step<M, NR>(x, k, v, a, acc);
     }
+    if (!waited) pdl_enter();
 }
 
 // Sums every accumulator over the block into part[0][·] (read after the call).

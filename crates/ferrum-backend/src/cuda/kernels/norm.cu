@@ -24,6 +24,8 @@ __device__ __forceinline__ void norm_scale_store(elem* __restrict__ dst, const e
 
 extern "C" __global__ void rms_norm(elem* __restrict__ out, const elem* __restrict__ x,
                                     const elem* __restrict__ w, u32 cols, float eps) {
+    pdl_enter();
+    x = after_wait(x);
     const elem* row = x + (u64)blockIdx.x * cols;
     elem* dst = out + (u64)blockIdx.x * cols;
     float ss = 0.0f;
@@ -48,6 +50,8 @@ extern "C" __global__ void rms_norm(elem* __restrict__ out, const elem* __restri
 extern "C" __global__ void add_rms_norm(elem* __restrict__ out, elem* __restrict__ residual,
                                         const elem* __restrict__ x, const elem* __restrict__ w,
                                         u32 cols, float eps) {
+    pdl_enter();
+    x = after_wait(x);
     elem* res = residual + (u64)blockIdx.x * cols;
     const elem* row = x + (u64)blockIdx.x * cols;
     elem* dst = out + (u64)blockIdx.x * cols;
@@ -79,6 +83,7 @@ extern "C" __global__ void add_rms_norm(elem* __restrict__ out, elem* __restrict
 // RMSNorm of every head_dim slice in place (Qwen3's q/k norm): one warp per head.
 extern "C" __global__ void head_rms_norm(elem* __restrict__ x, const elem* __restrict__ w,
                                          u32 num_heads_total, u32 head_dim, float eps) {
+    pdl_enter();
     const u32 warps = blockDim.x >> 5;
     const u32 head = blockIdx.x * warps + (threadIdx.x >> 5);
     const u32 lane = threadIdx.x & 31;

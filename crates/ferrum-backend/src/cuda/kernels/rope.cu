@@ -6,6 +6,7 @@ extern "C" __global__ void rotary(elem* __restrict__ q, elem* __restrict__ k,
                                   const float* __restrict__ cos_t, const float* __restrict__ sin_t,
                                   const u32* __restrict__ positions, u32 num_q_heads,
                                   u32 num_k_heads, u32 head_dim, u32 half, u32 interleaved) {
+    pdl_enter();
     const u32 t = blockIdx.x;
     const u64 p = positions[t];
     const float* cs = cos_t + p * half;
@@ -38,6 +39,9 @@ __device__ __forceinline__ void qk_rope_kv_impl(elem* __restrict__ q, const elem
                                                 const float* __restrict__ sin_t,
                                                 const u32* __restrict__ positions,
                                                 const u32* __restrict__ slots, u32 nq, u32 nkv, float eps) {
+    pdl_enter();
+    k = after_wait(k);
+    v = after_wait(v);
     constexpr int E = D / 32, H = E / 2;
     const u32 t = blockIdx.x;
     const u32 head = blockIdx.y * 4 + (threadIdx.x >> 5);

@@ -33,6 +33,7 @@ __device__ __forceinline__ float logit_at(const elem* row, u32 i) {
 // penalty, then frequency and presence penalties, in the host sampler's order.
 extern "C" __global__ void apply_logit_adjust(elem* __restrict__ logits, const u32* __restrict__ ops,
                                               u32 n_ops, u32 vocab) {
+    pdl_enter();
     const u32 i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n_ops) return;
     const u32* o = ops + (u64)i * ADJUST_WORDS;
@@ -108,6 +109,8 @@ __device__ __forceinline__ float block_inclusive_scan(float v, float& total) {
 extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS)
     sample_rows(const elem* __restrict__ logits, const u32* __restrict__ params, u32 vocab,
                 u32* __restrict__ out) {
+    pdl_enter();
+    logits = after_wait(logits);
     const u32 r = blockIdx.x, tid = threadIdx.x, nt = blockDim.x;
     const u32* p = params + (u64)r * SAMPLE_PARAMS;
     const u32 mode = p[0];
