@@ -94,7 +94,9 @@ pub struct ModelArgs {
     /// `auto` or `-1` for the model's own.
     #[arg(long, value_parser = parse_max_model_len, allow_hyphen_values = true, value_name = "TOKENS")]
     pub max_model_len: Option<ContextLen>,
-    /// Weight and activation type: auto, float32, float16, bfloat16 (auto keeps the checkpoint's).
+    /// GPU weight, activation and KV-cache type: auto, bfloat16, float16 (half), float32 (float);
+    /// auto keeps a bf16/f16 checkpoint's type and runs f32 checkpoints in bf16. The CPU computes
+    /// in f32.
     #[arg(long, default_value = "auto")]
     pub dtype: String,
     /// Seed of the engine's random state (requests with a `seed` are reproducible regardless).
