@@ -144,24 +144,52 @@ fn lcg_prompt(seed: u64, len: usize, vocab: usize) -> Vec<u32> {
         .collect()
 }
 
+/// Greedy decode steps of the tiny-preset tests.
+const TINY_STEPS: usize = 12;
+
+/// A testkit preset written in `dtype`, prompts of `lens` tokens (seeds `seed`, `seed + 1`, …),
+/// disjoint block tables with room for `TINY_STEPS` decode steps, and the block count they need.
+struct TinyCase {
+    dir: tempfile::TempDir,
+    prompts: Vec<Vec<u32>>,
+    tables: Vec<Vec<u32>>,
+    blocks: usize,
+}
+
+fn tiny_case(name: &str, dtype: ferrum_testkit::DType, lens: &[usize], seed: u64) -> TinyCase {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = ferrum_testkit::preset(name).unwrap();
+    spec.dtype = dtype;
+    ferrum_testkit::write_test_model(dir.path(), &spec).unwrap();
+    let prompts: Vec<Vec<u32>> = lens
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| lcg_prompt(seed + i as u64, n, spec.vocab_size))
+        .collect();
+    let longest = lens.iter().copied().max().unwrap_or(0);
+    let per = (longest + TINY_STEPS + 1).div_ceil(BLOCK);
+    let tables: Vec<Vec<u32>> = (0..prompts.len()).map(|i| table(i, per)).collect();
+    let blocks = 1 + prompts.len() * per;
+    TinyCase {
+        dir,
+        prompts,
+        tables,
+        blocks,
+    }
+}
+
 #[test]
 fn cuda_matches_cpu_on_tiny_presets() {
     let Some(_probe) = cuda() else { return };
     drop(_probe);
     for name in ["tiny_llama", "tiny_llama2", "tiny_qwen2", "tiny_qwen3"] {
-        let dir = tempfile::tempdir().unwrap();
-        let mut spec = ferrum_testkit::preset(name).unwrap();
-        spec.dtype = ferrum_testkit::DType::BF16;
-        ferrum_testkit::write_test_model(dir.path(), &spec).unwrap();
-        let prompts: Vec<Vec<u32>> = [7usize, 19, 33]
-            .iter()
-            .enumerate()
-            .map(|(i, &n)| lcg_prompt(i as u64 + 1, n, spec.vocab_size))
-            .collect();
-        let steps: usize = 12;
-        let per = (33 + steps + 1).div_ceil(BLOCK);
-        let tables: Vec<Vec<u32>> = (0..prompts.len()).map(|i| table(i, per)).collect();
-        let blocks = 1 + prompts.len() * per;
+        let TinyCase {
+            dir,
+            prompts,
+            tables,
+            blocks,
+        } = tiny_case(name, ferrum_testkit::DType::BF16, &[7, 19, 33], 1);
+        let steps = TINY_STEPS;
         let mut gpu = runner(cuda().unwrap(), dir.path(), 256, 8, blocks);
         let mut cpu = runner(CpuBackend::new(2).unwrap(), dir.path(), 256, 8, blocks);
         let g = prefill(&mut gpu, &prompts, &tables);
@@ -199,19 +227,13 @@ fn cuda_f32_and_f16_match_cpu_on_tiny_presets() {
     let Some(_probe) = cuda() else { return };
     drop(_probe);
     for name in ["tiny_llama", "tiny_qwen2", "tiny_qwen3"] {
-        let dir = tempfile::tempdir().unwrap();
-        let mut spec = ferrum_testkit::preset(name).unwrap();
-        spec.dtype = ferrum_testkit::DType::F32;
-        ferrum_testkit::write_test_model(dir.path(), &spec).unwrap();
-        let prompts: Vec<Vec<u32>> = [7usize, 19, 70]
-            .iter()
-            .enumerate()
-            .map(|(i, &n)| lcg_prompt(i as u64 + 11, n, spec.vocab_size))
-            .collect();
-        let steps: usize = 12;
-        let per = (70 + steps + 1).div_ceil(BLOCK);
-        let tables: Vec<Vec<u32>> = (0..prompts.len()).map(|i| table(i, per)).collect();
-        let blocks = 1 + prompts.len() * per;
+        let TinyCase {
+            dir,
+            prompts,
+            tables,
+            blocks,
+        } = tiny_case(name, ferrum_testkit::DType::F32, &[7, 19, 70], 11);
+        let steps = TINY_STEPS;
         let mut cpu = runner(CpuBackend::new(2).unwrap(), dir.path(), 256, 8, blocks);
         let c = prefill(&mut cpu, &prompts, &tables);
         let nop_c = |_: &CpuBackend| {};

@@ -11,7 +11,7 @@
 //! - A block of either kernel only serves query heads that share one KV head (`hg` divides the
 //!   group size), so it reads each key and value once for all of them.
 
-use cudarc::driver::LaunchConfig;
+use cudarc::driver::{CudaFunction, LaunchConfig};
 
 use super::kernels::{AttentionKernels, ATTENTION_HEAD_DIMS, PREFILL_ITEM_TOKENS};
 use super::{
@@ -97,12 +97,6 @@ pub(super) struct AttentionArgs<'k> {
     num_kv_heads: u32,
     /// Query heads per KV head.
     group: usize,
-}
-
-impl AttentionArgs<'_> {
-    pub fn has_prefill_kernel(&self) -> bool {
-        self.f.prefill.is_some()
-    }
 }
 
 /// The largest divisor of `n` that is at most `cap` (1 when `n` is 0).
@@ -208,21 +202,36 @@ impl CudaBackend {
         })
     }
 
-    /// Tokens of sequences with several queries: tiled causal attention, one block per
-    /// (query tile of one sequence, group of query heads of one KV head).
-    pub(super) fn prefill_attention(
+    /// The batch's prefill items and decode tokens through their tiled kernels; the whole
+    /// batch through the reference kernel where the module has no tiled prefill instance for
+    /// this head size (f32 at 256).
+    pub(super) fn tiled_attention(
         &self,
         batch: &CudaBatch,
         params: &AttentionParams,
         a: &AttentionArgs<'_>,
     ) -> Result<()> {
-        let Some(f) = &a.f.prefill else {
-            return Err(CudaError::Unsupported(format!(
-                "tiled prefill attention at head_dim {} in {}",
-                params.head_dim, self.dtype
-            ))
-            .into());
-        };
+        if batch.num_prefill_items > 0 {
+            let Some(f) = &a.f.prefill else {
+                return self.reference_attention(batch, params, a);
+            };
+            self.prefill_attention(f, batch, params, a)?;
+        }
+        if batch.num_decode_tokens > 0 {
+            self.decode_attention(batch, params, a)?;
+        }
+        Ok(())
+    }
+
+    /// Tokens of sequences with several queries: tiled causal attention (`f`), one block per
+    /// (query tile of one sequence, group of query heads of one KV head).
+    fn prefill_attention(
+        &self,
+        f: &CudaFunction,
+        batch: &CudaBatch,
+        params: &AttentionParams,
+        a: &AttentionArgs<'_>,
+    ) -> Result<()> {
         // Rows (query × head) of a block and its threads: see attention.cu.
         let (rows, threads) = if params.head_dim > 128 || self.dtype == CudaDType::F32 {
             (32, PREFILL_CORE_THREADS)
@@ -268,7 +277,7 @@ impl CudaBackend {
 
     /// Tokens of sequences with one query: the context split into chunks over blocks, merged
     /// by a second kernel when there is more than one chunk.
-    pub(super) fn decode_attention(
+    fn decode_attention(
         &self,
         batch: &CudaBatch,
         params: &AttentionParams,
@@ -379,7 +388,7 @@ impl CudaBackend {
     }
 
     /// Launches `paged_attention_<D>` over every token of the batch.
-    pub(super) fn reference_attention(
+    fn reference_attention(
         &self,
         batch: &CudaBatch,
         params: &AttentionParams,

@@ -576,19 +576,7 @@ impl Backend for CudaBackend {
         if batch.num_tokens == 0 {
             return Ok(());
         }
-        if batch.num_prefill_items > 0 {
-            if a.has_prefill_kernel() {
-                self.prefill_attention(batch, params, &a)?;
-            } else {
-                // No tiled instance for this head size and type (f32 at 256): the reference
-                // kernel takes every token of the batch, decode tokens included.
-                return self.reference_attention(batch, params, &a);
-            }
-        }
-        if batch.num_decode_tokens > 0 {
-            self.decode_attention(batch, params, &a)?;
-        }
-        Ok(())
+        self.tiled_attention(batch, params, &a)
     }
 
     fn silu_mul(
