@@ -65,10 +65,19 @@ use tensor::{addr, BatchOffsets};
 macro_rules! launch {
     ($self:ident, $f:expr, $name:expr, $cfg:expr, $($arg:expr),* $(,)?) => {{
         let cfg = $cfg;
-        let mut params = [$( $crate::cuda::launch::param($arg) ),*];
+        // The parameter array lives inside the call's expression, so that temporaries among
+        // the arguments (`&u32::from(flag)`) outlive the launch that reads them.
         // SAFETY: see the macro's documentation.
-        unsafe { $crate::cuda::launch::launch($self.pdl, &$self.stream, $f, cfg, &mut params) }
-            .map_err(|e| launch_err($name, e))
+        unsafe {
+            $crate::cuda::launch::launch(
+                $self.pdl,
+                &$self.stream,
+                $f,
+                cfg,
+                &mut [$( $crate::cuda::launch::param($arg) ),*],
+            )
+        }
+        .map_err(|e| launch_err($name, e))
     }};
 }
 

@@ -26,6 +26,63 @@ __device__ __forceinline__ float logit_at(const elem* row, u32 i) {
     return x != x ? -F_INF : x;
 }
 
+// f(i, logit_at(row, i)) for this thread's share of the row, i = tid, tid + nt, ... in vector
+// form: one block scanning a 150k-entry row is bound by load latency, so each thread issues
+// four 8-element loads before it uses any. Each thread still sees its indices in increasing
+// order (the arg-max's tie rule relies on it).
+template <typename F>
+__device__ __forceinline__ void scan_row(const elem* row, u32 vocab, F&& f) {
+    const u32 tid = threadIdx.x, nt = blockDim.x;
+    if ((vocab & 7) == 0 && (reinterpret_cast<u64>(row) & 15) == 0) {
+        const u32 nv = vocab >> 3;
+        u32 v = tid;
+        for (; v + 3 * nt < nv; v += 4 * nt) {
+            vec8 a[4];
+#pragma unroll
+            for (int u = 0; u < 4; u++) a[u] = ld8(row + 8 * (u64)(v + u * nt));
+#pragma unroll
+            for (int u = 0; u < 4; u++) {
+                float x[8];
+                unpack8(a[u], x);
+#pragma unroll
+                for (int e = 0; e < 8; e++) f(8 * (v + u * nt) + e, x[e] != x[e] ? -F_INF : x[e]);
+            }
+        }
+        for (; v < nv; v += nt) {
+            float x[8];
+            load8(row + 8 * (u64)v, x);
+#pragma unroll
+            for (int e = 0; e < 8; e++) f(8 * v + e, x[e] != x[e] ? -F_INF : x[e]);
+        }
+    } else {
+        for (u32 i = tid; i < vocab; i += nt) f(i, logit_at(row, i));
+    }
+}
+
+// f(i, logit_at(row, i)) for i in [lo, hi) in increasing order, four 8-element loads in flight
+// when lo is a multiple of 8 and the row allows vectors; returns early when f returns true.
+template <typename F>
+__device__ __forceinline__ void scan_range(const elem* row, u32 vocab, u32 lo, u32 hi, F&& f) {
+    u32 i = lo;
+    if ((vocab & 7) == 0 && (lo & 7) == 0 && (reinterpret_cast<u64>(row) & 15) == 0) {
+        for (; i + 32 <= hi; i += 32) {
+            vec8 a[4];
+#pragma unroll
+            for (int u = 0; u < 4; u++) a[u] = ld8(row + i + 8 * u);
+#pragma unroll
+            for (int u = 0; u < 4; u++) {
+                float x[8];
+                unpack8(a[u], x);
+#pragma unroll
+                for (int e = 0; e < 8; e++)
+                    if (f(i + 8 * u + e, x[e] != x[e] ? -F_INF : x[e])) return;
+            }
+        }
+    }
+    for (; i < hi; ++i)
+        if (f(i, logit_at(row, i))) return;
+}
+
 // Logit adjustments applied in place before sampling, one thread per (row, token) entry
 // (the host merges entries per token, so no two threads touch the same logit):
 //   l = l + pre_add;  l = l > 0 ? l / rep : l * rep;  l = l + post_add
@@ -119,13 +176,12 @@ extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS)
 
     float best = -F_INF;
     u32 best_i = 0xffffffffu;
-    for (u32 i = tid; i < vocab; i += nt) {
-        const float x = logit_at(row, i);
+    scan_row(row, vocab, [&](u32 i, float x) {
         if (x > best || best_i == 0xffffffffu) {
             best = x;
             best_i = i;
         }
-    }
+    });
     block_argmax(best, best_i);
     if (mode == 1 || best == -F_INF) {
         if (tid == 0) out[r] = best_i;
@@ -151,10 +207,10 @@ extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS)
         for (int shift = 24; shift >= 0; shift -= 8) {
             for (u32 b = tid; b < 256; b += nt) hist[b] = 0;
             __syncthreads();
-            for (u32 i = tid; i < vocab; i += nt) {
-                const u32 o = f2ord(logit_at(row, i));
+            scan_row(row, vocab, [&](u32, float x) {
+                const u32 o = f2ord(x);
                 if (o >= thr && (o & mask) == prefix) atomicAdd(&hist[(o >> shift) & 255u], 1u);
-            }
+            });
             __syncthreads();
             if (tid == 0) {
                 u32 acc = 0;
@@ -183,22 +239,20 @@ extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS)
 
     if (top_p < 1.0f) {
         float z = 0.0f;
-        for (u32 i = tid; i < vocab; i += nt) {
-            const float x = logit_at(row, i);
+        scan_row(row, vocab, [&](u32, float x) {
             if (f2ord(x) >= thr) z += __expf((x - best) * inv_t);
-        }
+        });
         float need = top_p * block_sum(z);
         u32 prefix = 0, mask = 0;
         bool cut = true;
         for (int shift = 24; shift >= 0 && cut; shift -= 8) {
             for (u32 b = tid; b < 256; b += nt) hmass[b] = 0.0f;
             __syncthreads();
-            for (u32 i = tid; i < vocab; i += nt) {
-                const float x = logit_at(row, i);
+            scan_row(row, vocab, [&](u32, float x) {
                 const u32 o = f2ord(x);
                 if (o >= thr && (o & mask) == prefix)
                     atomicAdd(&hmass[(o >> shift) & 255u], __expf((x - best) * inv_t));
-            }
+            });
             __syncthreads();
             if (tid == 0) {
                 float acc = 0.0f;
@@ -235,15 +289,16 @@ extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS)
         }
     }
 
-    // Inverse CDF in vocabulary order: thread t owns the contiguous range [t·chunk, (t+1)·chunk).
-    const u32 chunk = (vocab + nt - 1) / nt;
+    // Inverse CDF in vocabulary order: thread t owns the contiguous range [t·chunk, (t+1)·chunk)
+    // (a multiple of 8 long, so that the ranges start on vectors).
+    const u32 chunk = ((vocab + nt - 1) / nt + 7) & ~7u;
     const u32 lo = min(vocab, tid * chunk), hi = min(vocab, lo + chunk);
     float s = 0.0f;
-    for (u32 i = lo; i < hi; ++i) {
-        const float x = logit_at(row, i);
+    scan_range(row, vocab, lo, hi, [&](u32, float x) {
         const float w = __expf((x - best) * inv_t);
         if (f2ord(x) >= thr && w >= min_p) s += w;
-    }
+        return false;
+    });
     float total;
     const float incl = block_inclusive_scan(s, total);
     // Each range starts exactly where the previous one ends, so the ranges tile [0, total).
@@ -257,15 +312,15 @@ extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS)
     if (s > 0.0f && target >= excl && (target < incl || tid == nt - 1)) {
         float acc = excl;
         u32 chosen = 0xffffffffu;
-        for (u32 i = lo; i < hi; ++i) {
-            const float x = logit_at(row, i);
+        scan_range(row, vocab, lo, hi, [&](u32 i, float x) {
             const float w = __expf((x - best) * inv_t);
             if (f2ord(x) >= thr && w >= min_p) {
                 chosen = i;
                 acc += w;
-                if (target < acc) break;
+                return target < acc;
             }
-        }
+            return false;
+        });
         atomicMin(&pick, chosen);
     }
     __syncthreads();
