@@ -205,6 +205,13 @@ pub trait Backend: Send + Sync {
     /// Reads the first `rows` rows back as f32.
     fn to_host(&self, x: &Self::Activations, rows: usize) -> Result<Vec<f32>>;
 
+    /// [`Backend::to_host`] into `out` (replacing its contents); backends that can fill a
+    /// buffer in place keep its allocation, so a step's logits cost no new memory.
+    fn to_host_into(&self, x: &Self::Activations, rows: usize, out: &mut Vec<f32>) -> Result<()> {
+        *out = self.to_host(x, rows)?;
+        Ok(())
+    }
+
     /// Reads rows `rows` (in that order) back as f32, concatenated.
     fn rows_to_host(&self, x: &Self::Activations, rows: &[usize]) -> Result<Vec<f32>> {
         let Some(&last) = rows.iter().max() else {

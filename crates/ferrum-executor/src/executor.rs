@@ -16,6 +16,9 @@ pub struct Executor<B: Backend> {
     batch: InputBatch,
     eos_token_ids: Vec<u32>,
     vocab_size: usize,
+    /// The host-sampled logits of the last step, kept so that a step allocates no new
+    /// `[rows, vocab]` buffer (megabytes at a few dozen rows).
+    logits_buf: Vec<f32>,
 }
 
 /// One scheduled request's slice of the step.
@@ -38,6 +41,7 @@ impl<B: Backend> Executor<B> {
             },
             eos_token_ids,
             vocab_size,
+            logits_buf: Vec::new(),
         }
     }
 
@@ -127,7 +131,8 @@ impl<B: Backend> Executor<B> {
             device_tokens = self.runner.sample_on_device(&modes, &adjust)?;
             (self.runner.logit_rows(&host_rows)?, host_slot)
         } else {
-            let all = self.runner.logits_to_host(num_logits)?;
+            let mut all = std::mem::take(&mut self.logits_buf);
+            self.runner.logits_to_host_into(num_logits, &mut all)?;
             (all, (0..num_logits).map(Some).collect())
         };
         let mut row = 0;
@@ -195,6 +200,7 @@ impl<B: Backend> Executor<B> {
         if any_logprobs {
             out.logprobs = Some(all_logprobs);
         }
+        self.logits_buf = logits;
         Ok(out)
     }
 }

@@ -295,6 +295,13 @@ impl<B: Backend> ModelRunner<B> {
         Ok(self.backend.to_host(&self.ws.logits, num_logits)?)
     }
 
+    /// [`Self::logits_to_host`] into a buffer the caller keeps from step to step.
+    pub fn logits_to_host_into(&self, num_logits: usize, out: &mut Vec<f32>) -> Result<()> {
+        Ok(self
+            .backend
+            .to_host_into(&self.ws.logits, num_logits, out)?)
+    }
+
     /// Runs every step op by op again (recordings stay with the backend).
     pub fn disable_graphs(&mut self) {
         self.graphs = None;

@@ -468,4 +468,11 @@ impl Backend for CpuBackend {
     fn to_host(&self, x: &CpuActivations, rows: usize) -> Result<Vec<f32>> {
         Ok(x.rows(rows, "to_host")?.to_vec())
     }
+
+    fn to_host_into(&self, x: &CpuActivations, rows: usize, out: &mut Vec<f32>) -> Result<()> {
+        let src = x.rows(rows, "to_host")?;
+        out.clear();
+        out.extend_from_slice(src);
+        Ok(())
+    }
 }
