@@ -290,12 +290,8 @@ impl<B: Backend> ModelRunner<B> {
         Ok(self.backend.rows_to_host(&self.ws.logits, rows)?)
     }
 
-    /// All `num_logits` rows of the last forward pass as f32.
-    pub fn logits_to_host(&self, num_logits: usize) -> Result<Vec<f32>> {
-        Ok(self.backend.to_host(&self.ws.logits, num_logits)?)
-    }
-
-    /// [`Self::logits_to_host`] into a buffer the caller keeps from step to step.
+    /// All `num_logits` rows of the last forward pass as f32, into a buffer the caller keeps
+    /// from step to step.
     pub fn logits_to_host_into(&self, num_logits: usize, out: &mut Vec<f32>) -> Result<()> {
         Ok(self
             .backend

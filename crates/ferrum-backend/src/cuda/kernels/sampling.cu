@@ -21,9 +21,19 @@ __device__ __forceinline__ u32 f2ord(float f) {
 }
 
 // A logit as f32; NaN counts as -inf so that it is never chosen.
-__device__ __forceinline__ float logit_at(const elem* row, u32 i) {
-    const float x = e2f(row[i]);
-    return x != x ? -F_INF : x;
+__device__ __forceinline__ float logit_value(float x) { return x != x ? -F_INF : x; }
+
+__device__ __forceinline__ float logit_at(const elem* row, u32 i) { return logit_value(e2f(row[i])); }
+
+// f(i0 + e, logit e of v) for the 8 logits of one vector, in order; true as soon as f is.
+template <typename F>
+__device__ __forceinline__ bool scan_vec8(const vec8& v, u32 i0, F&& f) {
+    float x[8];
+    unpack8(v, x);
+#pragma unroll
+    for (int e = 0; e < 8; e++)
+        if (f(i0 + e, logit_value(x[e]))) return true;
+    return false;
 }
 
 // f(i, logit_at(row, i)) for this thread's share of the row, i = tid, tid + nt, ... in vector
@@ -33,6 +43,10 @@ __device__ __forceinline__ float logit_at(const elem* row, u32 i) {
 template <typename F>
 __device__ __forceinline__ void scan_row(const elem* row, u32 vocab, F&& f) {
     const u32 tid = threadIdx.x, nt = blockDim.x;
+    auto each = [&](u32 i, float x) {
+        f(i, x);
+        return false;
+    };
     if ((vocab & 7) == 0 && (reinterpret_cast<u64>(row) & 15) == 0) {
         const u32 nv = vocab >> 3;
         u32 v = tid;
@@ -41,19 +55,9 @@ __device__ __forceinline__ void scan_row(const elem* row, u32 vocab, F&& f) {
 #pragma unroll
             for (int u = 0; u < 4; u++) a[u] = ld8(row + 8 * (u64)(v + u * nt));
 #pragma unroll
-            for (int u = 0; u < 4; u++) {
-                float x[8];
-                unpack8(a[u], x);
-#pragma unroll
-                for (int e = 0; e < 8; e++) f(8 * (v + u * nt) + e, x[e] != x[e] ? -F_INF : x[e]);
-            }
+            for (int u = 0; u < 4; u++) scan_vec8(a[u], 8 * (v + u * nt), each);
         }
-        for (; v < nv; v += nt) {
-            float x[8];
-            load8(row + 8 * (u64)v, x);
-#pragma unroll
-            for (int e = 0; e < 8; e++) f(8 * v + e, x[e] != x[e] ? -F_INF : x[e]);
-        }
+        for (; v < nv; v += nt) scan_vec8(ld8(row + 8 * (u64)v), 8 * v, each);
     } else {
         for (u32 i = tid; i < vocab; i += nt) f(i, logit_at(row, i));
     }
@@ -70,13 +74,8 @@ __device__ __forceinline__ void scan_range(const elem* row, u32 vocab, u32 lo, u
 #pragma unroll
             for (int u = 0; u < 4; u++) a[u] = ld8(row + i + 8 * u);
 #pragma unroll
-            for (int u = 0; u < 4; u++) {
-                float x[8];
-                unpack8(a[u], x);
-#pragma unroll
-                for (int e = 0; e < 8; e++)
-                    if (f(i + 8 * u + e, x[e] != x[e] ? -F_INF : x[e])) return;
-            }
+            for (int u = 0; u < 4; u++)
+                if (scan_vec8(a[u], i + 8 * u, f)) return;
         }
     }
     for (; i < hi; ++i)
