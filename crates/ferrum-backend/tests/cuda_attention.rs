@@ -484,6 +484,18 @@ fn tiled_kernels_match_naive_attention() {
         let what = format!("case {i} ({heads} heads, {kv_heads} kv, head_dim {head_dim})");
         let tiled = run_on_device(&b, &p, |b, c, s, pa, q, o| b.attention(c, 0, s, pa, q, o));
         let e_new = check(&format!("{what}, tiled"), &p, &tiled, &want);
+        // Split contexts count finished chunks in device memory that each launch must leave
+        // zero: a second launch gives the same bits only if it did.
+        let again = run_on_device(&b, &p, |b, c, s, pa, q, o| b.attention(c, 0, s, pa, q, o));
+        if again
+            .iter()
+            .map(|x| x.to_bits())
+            .ne(tiled.iter().map(|x| x.to_bits()))
+        {
+            failures.push(format!(
+                "{what}: a second tiled launch differs from the first"
+            ));
+        }
         let reference = run_on_device(&b, &p, |b, c, s, pa, q, o| {
             b.attention_reference(c, 0, s, pa, q, o)
         });

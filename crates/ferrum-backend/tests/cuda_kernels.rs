@@ -50,7 +50,6 @@ fn kernels_compile_for_ampere_ada_and_hopper_in_every_dtype() {
             "paged_attention_96",
             "paged_attention_128",
             "paged_attention_256",
-            "attn_decode_merge",
             "qk_rope_kv_64",
             "qk_rope_kv_128",
             "qk_rope_kv_256",

@@ -276,7 +276,7 @@ impl CudaBackend {
     }
 
     /// Tokens of sequences with one query: the context split into chunks over blocks, merged
-    /// by a second kernel when there is more than one chunk.
+    /// by the block that finishes a token's last chunk.
     fn decode_attention(
         &self,
         batch: &CudaBatch,
@@ -305,13 +305,17 @@ impl CudaBackend {
         // The split depends on the grouped heads only, so it is the same for both launches.
         let (chunk, nchunks) = decode_split(n * groups_long, ctx);
         let tokens = batch.at(batch.off.decode_tokens, &self.stream);
-        let part = if nchunks > 1 {
-            let need = n
+        // Split contexts: the chunk records, and one count per (token, head) for the kernel to
+        // find the block that finishes a token.
+        let (part, sem) = if nchunks > 1 {
+            let floats = n
                 .checked_mul(params.num_heads * nchunks * (params.head_dim + 2))
                 .ok_or_else(|| BackendError::Batch("decode scratch size overflows".into()))?;
-            self.graphs.scratch(&self.stream, need, &self.info.name)?
+            let counts = n * params.num_heads;
+            self.graphs
+                .scratch(&self.stream, floats, counts, &self.info.name)?
         } else {
-            0
+            (0, 0)
         };
         let (hg_long32, short32) = (as_u32(hg_long, "hg")?, DECODE_SHORT_CTX);
         let (hg32, chunk32, nchunks32) = (
@@ -329,6 +333,7 @@ impl CudaBackend {
             cfg,
             &a.out,
             &part,
+            &sem,
             &a.q,
             &a.kc,
             &a.vc,
@@ -348,25 +353,6 @@ impl CudaBackend {
             &nchunks32,
             &scale
         )?;
-        if nchunks > 1 {
-            let hd = as_u32(params.head_dim, "head_dim")?;
-            launch!(
-                self,
-                &self.k.attn_decode_merge,
-                "attn_decode_merge",
-                grid(n, params.num_heads, DECODE_THREADS)?,
-                &a.out,
-                &part,
-                &a.seq_lens,
-                &a.query_start_loc,
-                &a.token_seq,
-                &tokens,
-                &a.num_heads,
-                &hd,
-                &chunk32,
-                &nchunks32
-            )?;
-        }
         Ok(())
     }
 

@@ -8,10 +8,12 @@
 //! - The caller captures a graph only for a step whose shape (token and sequence counts, block
 //!   table width, logits rows) is fixed by the key, and uploads each step's metadata before
 //!   replaying, outside any capture.
-//! - The f32 scratch of split decode attention lives here too, for the same reason: it only
-//!   grows, never while a capture is open, and growing drops every graph. A capture that needs
-//!   more than there is fails (the step then runs op by op) and leaves the size it wanted, which
-//!   the next capture allocates before it starts.
+//! - The scratch of split decode attention lives here too, for the same reason: f32 chunk
+//!   records and u32 per-(token, head) counts, two buffers that only grow, never while a capture
+//!   is open, and growing drops every graph. A capture that needs more than there is fails (the
+//!   step then runs op by op) and leaves the sizes it wanted, which the next capture allocates
+//!   before it starts. The counts are zero when allocated and every decode launch leaves them
+//!   zero, so they never hold anything but counts.
 //! - Nothing synchronizes the stream while it is capturing.
 
 use std::collections::HashMap;
@@ -37,28 +39,50 @@ struct Inner {
     graphs: HashMap<usize, Graph>,
     capturing: Option<usize>,
     scratch: Option<CudaSlice<f32>>,
-    scratch_want: usize,
+    counts: Option<CudaSlice<u32>>,
+    /// Sizes a failed capture wanted: (floats, counts).
+    scratch_want: (usize, usize),
     /// Counts uploads: a batch is live only while no later upload replaced its metadata.
     generation: u64,
 }
 
 impl Inner {
-    /// Grows the scratch to at least `need` floats (with room to spare, so that slowly growing
-    /// contexts do not reallocate every step); drops the graphs when its address changes.
-    fn grow_scratch(&mut self, stream: &Arc<CudaStream>, need: usize, card: &str) -> Result<()> {
-        if need == 0 || self.scratch.as_ref().is_some_and(|s| s.len() >= need) {
-            return Ok(());
-        }
-        // The old buffer is freed in stream order, after the work that still reads it.
-        self.scratch = None;
-        let len = need + need / 2;
-        self.scratch = Some(stream.alloc_zeros::<f32>(len).map_err(|e| {
+    /// Grows the scratch to at least `floats` f32 and `counts` u32 (with room to spare, so that
+    /// slowly growing contexts do not reallocate every step); drops the graphs when an address
+    /// changes.
+    fn grow_scratch(
+        &mut self,
+        stream: &Arc<CudaStream>,
+        (floats, counts): (usize, usize),
+        card: &str,
+    ) -> Result<()> {
+        let oom = |what: &str, bytes: usize, e: cudarc::driver::DriverError| {
             BackendError::OutOfMemory(format!(
-                "attention scratch: {} MiB on {card}: {e}",
-                (4 * len) >> 20
+                "attention {what}: {} MiB on {card}: {e}",
+                bytes >> 20
             ))
-        })?);
-        self.graphs.clear();
+        };
+        if floats > 0 && self.scratch.as_ref().is_none_or(|s| s.len() < floats) {
+            // The old buffer is freed in stream order, after the work that still reads it.
+            self.scratch = None;
+            let len = floats + floats / 2;
+            self.scratch = Some(
+                stream
+                    .alloc_zeros::<f32>(len)
+                    .map_err(|e| oom("scratch", 4 * len, e))?,
+            );
+            self.graphs.clear();
+        }
+        if counts > 0 && self.counts.as_ref().is_none_or(|s| s.len() < counts) {
+            self.counts = None;
+            let len = counts + counts / 2;
+            self.counts = Some(
+                stream
+                    .alloc_zeros::<u32>(len)
+                    .map_err(|e| oom("counts", 4 * len, e))?,
+            );
+            self.graphs.clear();
+        }
         Ok(())
     }
 }
@@ -112,20 +136,33 @@ impl GraphState {
         Ok((a, g.generation))
     }
 
-    /// Device address of at least `need` floats of attention scratch.
-    pub fn scratch(&self, stream: &Arc<CudaStream>, need: usize, card: &str) -> Result<u64> {
+    /// Device addresses of at least `floats` f32 of attention scratch and of `counts` u32
+    /// counts, zero on entry and to be left zero by the work that uses them.
+    pub fn scratch(
+        &self,
+        stream: &Arc<CudaStream>,
+        floats: usize,
+        counts: usize,
+        card: &str,
+    ) -> Result<(u64, u64)> {
         let mut g = self.lock();
-        if g.capturing.is_some() && g.scratch.as_ref().is_none_or(|s| s.len() < need) {
-            g.scratch_want = g.scratch_want.max(need);
+        let short = |have: Option<usize>, need: usize| need > 0 && have.is_none_or(|h| h < need);
+        if g.capturing.is_some()
+            && (short(g.scratch.as_ref().map(|s| s.len()), floats)
+                || short(g.counts.as_ref().map(|s| s.len()), counts))
+        {
+            g.scratch_want = (g.scratch_want.0.max(floats), g.scratch_want.1.max(counts));
             return Err(BackendError::Device(format!(
-                "attention scratch of {need} floats needed while recording a graph"
+                "attention scratch of {floats} floats and {counts} counts needed while recording a graph"
             )));
         }
-        g.grow_scratch(stream, need, card)?;
-        g.scratch
-            .as_ref()
-            .map(|s| addr(s, stream))
-            .ok_or_else(|| BackendError::Device("no attention scratch".into()))
+        g.grow_scratch(stream, (floats, counts), card)?;
+        let at =
+            |b: Option<u64>| b.ok_or_else(|| BackendError::Device("no attention scratch".into()));
+        Ok((
+            at(g.scratch.as_ref().map(|s| addr(s, stream)))?,
+            at(g.counts.as_ref().map(|s| addr(s, stream)))?,
+        ))
     }
 
     pub fn is_capturing(&self) -> bool {

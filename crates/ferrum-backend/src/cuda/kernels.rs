@@ -198,7 +198,6 @@ pub struct Kernels {
     pub sample_rows: CudaFunction,
     /// One set per entry of [`ATTENTION_HEAD_DIMS`].
     pub attention: Vec<(usize, AttentionKernels)>,
-    pub attn_decode_merge: CudaFunction,
     /// `gemv[M - 1]` for M in 1..=[`GEMV_MAX_ROWS`].
     pub gemv: Vec<CudaFunction>,
     /// `gemv_silu[M - 1]`, likewise.
@@ -213,7 +212,7 @@ pub struct AttentionKernels {
     /// the module has no instance: the reference kernel serves the whole batch then).
     pub prefill: Option<CudaFunction>,
     /// Sequences with one query: one token and head group per block, the context split in
-    /// chunks (merged by `attn_decode_merge`).
+    /// chunks (merged by the block that finishes a token's last chunk).
     pub decode: CudaFunction,
     /// One block per (token, head); the reference for tests and benchmarks.
     pub reference: CudaFunction,
@@ -270,7 +269,6 @@ impl Kernels {
             apply_logit_adjust: f("apply_logit_adjust")?,
             sample_rows: f("sample_rows")?,
             attention,
-            attn_decode_merge: f("attn_decode_merge")?,
             _module: module,
         })
     }

@@ -4,8 +4,14 @@
 //! - With PDL on (sm_90 and newer, unless `FERRUM_CUDA_PDL=0`), a kernel of ours may be
 //!   scheduled while the kernel before it on the stream is still running. Every kernel calls
 //!   `pdl_wait()` (`griddepcontrol.wait`, `kernels/common.cuh`) before it reads or writes any
-//!   buffer another op touches; the only reads before it are of weights, which no op writes.
-//!   So the overlap hides launch latency and the first weight loads, and changes no result.
+//!   buffer another op touches; the only reads before it are of weights, which no op writes,
+//!   and of the step's metadata, which the upload wrote before the step's first kernel (a copy
+//!   is never overlapped, and each kernel starts only after its predecessor's blocks passed
+//!   their wait). So the overlap hides launch latency and the first loads, and changes no
+//!   result.
+//! - A kernel may let blocks return before the wait, but at least one block of every launch
+//!   waits: the next kernel is released when all blocks have triggered or exited, and only a
+//!   block that waited orders it after the kernels before.
 //! - The compiler may move loads it takes as invariant (`__ldg`, `const __restrict__`) above
 //!   the wait: kernels read earlier kernels' outputs through pointers passed through
 //!   `after_wait` or with volatile loads (`ldcg8`), never with `__ldg`. A GEMV that read its

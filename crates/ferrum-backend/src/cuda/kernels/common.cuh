@@ -92,6 +92,12 @@ __device__ __forceinline__ void pdl_enter() {
     pdl_trigger();
 }
 
+// Starts moving the line of `p` into this SM's L1 (no register, no wait): for weights a kernel
+// reads only after `pdl_wait`, so that their trip from memory overlaps the previous kernel.
+__device__ __forceinline__ void prefetch_l1(const void* p) {
+    asm volatile("prefetch.L1 [%0];" ::"l"(p));
+}
+
 // `p`, as a value the compiler cannot see through. Loads through a `const __restrict__`
 // pointer may be taken as invariant and moved above `pdl_wait` (a memory clobber does not hold
 // them back); a pointer that comes out of a volatile asm after the wait cannot be. Every

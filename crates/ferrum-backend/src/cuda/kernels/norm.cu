@@ -3,6 +3,13 @@
 // whose width is a multiple of 8 move as 8-element vectors (a decode step has a single row, so its
 // time is the latency of a few such passes).
 
+// The weight is read only in the second pass, after the row's sum: its lines are requested
+// before the wait on the previous kernel (one per 64 bytes: 32 bf16 or 16 f32 elements).
+__device__ __forceinline__ void prefetch_weight(const elem* __restrict__ w, u32 cols) {
+    constexpr u32 LINE = 64 / sizeof(elem);
+    for (u32 c = threadIdx.x * LINE; c < cols; c += blockDim.x * LINE) prefetch_l1(w + c);
+}
+
 // dst = rnd(src · s) · w for one row; each thread touches the same elements as in the first
 // pass, so rereading a residual it wrote needs no barrier.
 __device__ __forceinline__ void norm_scale_store(elem* __restrict__ dst, const elem* src,
@@ -24,6 +31,7 @@ __device__ __forceinline__ void norm_scale_store(elem* __restrict__ dst, const e
 
 extern "C" __global__ void rms_norm(elem* __restrict__ out, const elem* __restrict__ x,
                                     const elem* __restrict__ w, u32 cols, float eps) {
+    prefetch_weight(w, cols);
     pdl_enter();
     x = after_wait(x);
     const elem* row = x + (u64)blockIdx.x * cols;
@@ -50,6 +58,7 @@ extern "C" __global__ void rms_norm(elem* __restrict__ out, const elem* __restri
 extern "C" __global__ void add_rms_norm(elem* __restrict__ out, elem* __restrict__ residual,
                                         const elem* __restrict__ x, const elem* __restrict__ w,
                                         u32 cols, float eps) {
+    prefetch_weight(w, cols);
     pdl_enter();
     x = after_wait(x);
     elem* res = residual + (u64)blockIdx.x * cols;

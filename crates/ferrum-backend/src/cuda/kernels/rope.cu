@@ -39,18 +39,34 @@ __device__ __forceinline__ void qk_rope_kv_impl(elem* __restrict__ q, const elem
                                                 const float* __restrict__ sin_t,
                                                 const u32* __restrict__ positions,
                                                 const u32* __restrict__ slots, u32 nq, u32 nkv, float eps) {
-    pdl_enter();
-    k = after_wait(k);
-    v = after_wait(v);
     constexpr int E = D / 32, H = E / 2;
     const u32 t = blockIdx.x;
     const u32 head = blockIdx.y * 4 + (threadIdx.x >> 5);
     const u32 lane = threadIdx.x & 31;
+    // Warp 0 of every block has a head, so every block waits below.
     if (head >= nq + nkv) return;
     const bool is_q = head < nq;
     const u32 kh = head - nq;
-    const elem* src = is_q ? q + ((u64)t * nq + head) * D : k + ((u64)t * nkv + kh) * D;
+    // Before the wait: the norm weight, the token's cos/sin row and its slot are weights and
+    // step metadata (written before the step's first kernel), so their loads overlap the
+    // previous kernel instead of following the q/k/v load.
     const elem* nw = is_q ? qn : kn;
+    float w[E], cs[H], sn[H];
+#pragma unroll
+    for (int e = 0; e < E; e++) w[e] = nw ? e2f(nw[lane + 32 * e]) : 1.0f;
+    const u64 p = positions[t];
+#pragma unroll
+    for (int e = 0; e < H; e++) {
+        cs[e] = cos_t[p * (D / 2) + lane + 32 * e];
+        sn[e] = sin_t[p * (D / 2) + lane + 32 * e];
+    }
+    const u64 at = is_q ? 0 : slots[t] * ((u64)nkv * D) + (u64)kh * D;
+
+    pdl_enter();
+    q = after_wait(q);
+    k = after_wait(k);
+    v = after_wait(v);
+    const elem* src = is_q ? q + ((u64)t * nq + head) * D : k + ((u64)t * nkv + kh) * D;
     float x[E];
 #pragma unroll
     for (int e = 0; e < E; e++) x[e] = e2f(src[lane + 32 * e]);
@@ -60,17 +76,13 @@ __device__ __forceinline__ void qk_rope_kv_impl(elem* __restrict__ q, const elem
         for (int e = 0; e < E; e++) ss += x[e] * x[e];
         const float s = rsqrtf(warp_sum(ss) / (float)D + eps);
 #pragma unroll
-        for (int e = 0; e < E; e++) x[e] = rnd(rnd(x[e] * s) * e2f(nw[lane + 32 * e]));
+        for (int e = 0; e < E; e++) x[e] = rnd(rnd(x[e] * s) * w[e]);
     }
-    const u64 p = positions[t];
-    const float* cs = cos_t + p * (D / 2);
-    const float* sn = sin_t + p * (D / 2);
 #pragma unroll
     for (int e = 0; e < H; e++) {
-        const u32 i = lane + 32 * e;
         const float x0 = x[e], x1 = x[e + H];
-        x[e] = x0 * cs[i] - x1 * sn[i];
-        x[e + H] = x0 * sn[i] + x1 * cs[i];
+        x[e] = x0 * cs[e] - x1 * sn[e];
+        x[e + H] = x0 * sn[e] + x1 * cs[e];
     }
     if (is_q) {
         elem* dst = q + ((u64)t * nq + head) * D;
@@ -78,7 +90,6 @@ __device__ __forceinline__ void qk_rope_kv_impl(elem* __restrict__ q, const elem
         for (int e = 0; e < E; e++) dst[lane + 32 * e] = f2e(x[e]);
         return;
     }
-    const u64 at = slots[t] * ((u64)nkv * D) + (u64)kh * D;
     const elem* vs = v + ((u64)t * nkv + kh) * D;
 #pragma unroll
     for (int e = 0; e < E; e++) {
