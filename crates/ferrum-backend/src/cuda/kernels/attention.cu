@@ -602,6 +602,7 @@ __device__ __forceinline__ void attn_decode_impl(
                 vec8 kv[P / 8];
 #pragma unroll
                 for (int i = 0; i < P / 8; ++i) kv[i] = ld8(kr + p0 + 8 * i);
+                asm volatile("" ::: "memory");
                 // 16 dimensions per step; q comes as float4 broadcasts.
 #pragma unroll
                 for (int i = 0; i < P / 8; i += 2) {
@@ -650,13 +651,14 @@ __device__ __forceinline__ void attn_decode_impl(
             float vr[DC_VB][E];
 #pragma unroll
             for (int i = 0; i < DC_VB; ++i) {
-                const u32 sj = __shfl_sync(0xffffffffu, here, j0 + i);
-#pragma unroll
-                for (int e = 0; e < E; ++e) vr[i][e] = 0.0f;
-                // Keys past the chunk's end may sit in never-written slots: not loaded.
-                if (active && j0 + i < nk)
-                    load_row<E>(vr[i], vc + (u64)sj * width + head_off + lane * E);
+                // Keys past the chunk's end may sit in never-written slots: they reread the
+                // last key's values (weight 0) so that no load is conditional.
+                const u32 sj = __shfl_sync(0xffffffffu, here, min(j0 + i, nk - 1));
+                const u32 col = active ? lane * E : 0;
+                load_row<E>(vr[i], vc + (u64)sj * width + head_off + col);
             }
+            // Every load above is issued before the products below wait on the first.
+            asm volatile("" ::: "memory");
 #pragma unroll
             for (int i = 0; i < DC_VB; ++i) {
 #pragma unroll
