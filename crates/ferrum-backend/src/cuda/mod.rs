@@ -61,26 +61,27 @@ use tensor::{addr, BatchOffsets};
 /// Enqueues kernel `$f` with the given arguments; evaluates to `Result<()>`.
 ///
 /// Every use passes the kernel's exact parameter list (see `kernels/*.cu`) with device
-/// addresses whose extents the caller checked on the host.
+/// addresses whose extents the caller checked on the host. A launch named in
+/// `FERRUM_CUDA_SKIP_KERNELS` (a timing diagnostic) is not made.
 macro_rules! launch {
     ($self:ident, $f:expr, $name:expr, $cfg:expr, $($arg:expr),* $(,)?) => {{
         let cfg = $cfg;
         if $self.skips($name, &cfg) {
             Ok(())
         } else {
-        // The parameter array lives inside the call's expression, so that temporaries among
-        // the arguments (`&u32::from(flag)`) outlive the launch that reads them.
-        // SAFETY: see the macro's documentation.
-        unsafe {
-            $crate::cuda::launch::launch(
-                $self.pdl,
-                &$self.stream,
-                $f,
-                cfg,
-                &mut [$( $crate::cuda::launch::param($arg) ),*],
-            )
-        }
-        .map_err(|e| launch_err($name, e))
+            // The parameter array lives inside the call's expression, so that temporaries
+            // among the arguments (`&u32::from(flag)`) outlive the launch that reads them.
+            // SAFETY: see the macro's documentation.
+            unsafe {
+                $crate::cuda::launch::launch(
+                    $self.pdl,
+                    &$self.stream,
+                    $f,
+                    cfg,
+                    &mut [$( $crate::cuda::launch::param($arg) ),*],
+                )
+            }
+            .map_err(|e| launch_err($name, e))
         }
     }};
 }
