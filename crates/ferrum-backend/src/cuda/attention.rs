@@ -1,5 +1,5 @@
 //! Host side of paged attention: work lists, checks and launches of the kernels in
-//! `kernels/attention.cu`.
+//! `kernels/attention.cu` (prefill) and `kernels/attention_decode.cu`.
 //!
 //! Invariants:
 //! - Every token of a batch is covered exactly once: tokens of sequences with several queries

@@ -21,13 +21,17 @@ use sha2::{Digest, Sha256};
 use super::{CudaDType, CudaError};
 
 /// The kernel sources, concatenated in this order into one compilation unit.
-const SOURCES: [(&str, &str); 9] = [
+const SOURCES: [(&str, &str); 10] = [
     ("common.cuh", include_str!("kernels/common.cuh")),
     ("embedding.cu", include_str!("kernels/embedding.cu")),
     ("norm.cu", include_str!("kernels/norm.cu")),
     ("rope.cu", include_str!("kernels/rope.cu")),
     ("kv_cache.cu", include_str!("kernels/kv_cache.cu")),
     ("attention.cu", include_str!("kernels/attention.cu")),
+    (
+        "attention_decode.cu",
+        include_str!("kernels/attention_decode.cu"),
+    ),
     (
         "attention_reference.cu",
         include_str!("kernels/attention_reference.cu"),
@@ -206,7 +210,8 @@ pub struct Kernels {
     pub qk_rope_kv: Vec<(usize, CudaFunction)>,
 }
 
-/// The attention kernels of one head size (see `kernels/attention.cu`).
+/// The attention kernels of one head size (see `kernels/attention.cu` and
+/// `kernels/attention_decode.cu`).
 pub struct AttentionKernels {
     /// Tiled causal attention for sequences with several queries in the step (`None` where
     /// the module has no instance: the reference kernel serves the whole batch then).
