@@ -47,44 +47,53 @@ struct Inner {
 }
 
 impl Inner {
-    /// Grows the scratch to at least `floats` f32 and `counts` u32 (with room to spare, so that
-    /// slowly growing contexts do not reallocate every step); drops the graphs when an address
-    /// changes.
+    /// Grows the scratch to at least `floats` f32 and `counts` u32; drops the graphs when an
+    /// address changes.
     fn grow_scratch(
         &mut self,
         stream: &Arc<CudaStream>,
         (floats, counts): (usize, usize),
         card: &str,
     ) -> Result<()> {
-        let oom = |what: &str, bytes: usize, e: cudarc::driver::DriverError| {
-            BackendError::OutOfMemory(format!(
-                "attention {what}: {} MiB on {card}: {e}",
-                bytes >> 20
-            ))
-        };
-        if floats > 0 && self.scratch.as_ref().is_none_or(|s| s.len() < floats) {
-            // The old buffer is freed in stream order, after the work that still reads it.
-            self.scratch = None;
-            let len = floats + floats / 2;
-            self.scratch = Some(
-                stream
-                    .alloc_zeros::<f32>(len)
-                    .map_err(|e| oom("scratch", 4 * len, e))?,
-            );
+        // Each buffer drops the graphs as soon as it moves, so that a failure growing the
+        // other leaves no graph with a freed address.
+        if grow_zeroed(&mut self.scratch, floats, stream, "scratch", card)? {
             self.graphs.clear();
         }
-        if counts > 0 && self.counts.as_ref().is_none_or(|s| s.len() < counts) {
-            self.counts = None;
-            let len = counts + counts / 2;
-            self.counts = Some(
-                stream
-                    .alloc_zeros::<u32>(len)
-                    .map_err(|e| oom("counts", 4 * len, e))?,
-            );
+        if grow_zeroed(&mut self.counts, counts, stream, "counts", card)? {
             self.graphs.clear();
         }
         Ok(())
     }
+}
+
+/// Whether `buf` holds fewer than `need` elements (`need` 0: never).
+fn too_small<T>(buf: &Option<CudaSlice<T>>, need: usize) -> bool {
+    need > 0 && buf.as_ref().is_none_or(|b| b.len() < need)
+}
+
+/// Replaces `buf` with a zeroed one of `need` elements and room to spare (so that slowly
+/// growing contexts do not reallocate every step) when it is too small; returns whether it did.
+fn grow_zeroed<T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>(
+    buf: &mut Option<CudaSlice<T>>,
+    need: usize,
+    stream: &Arc<CudaStream>,
+    what: &str,
+    card: &str,
+) -> Result<bool> {
+    if !too_small(buf, need) {
+        return Ok(false);
+    }
+    // The old buffer is freed in stream order, after the work that still reads it.
+    *buf = None;
+    let len = need + need / 2;
+    *buf = Some(stream.alloc_zeros::<T>(len).map_err(|e| {
+        BackendError::OutOfMemory(format!(
+            "attention {what}: {} MiB on {card}: {e}",
+            (len * std::mem::size_of::<T>()) >> 20
+        ))
+    })?);
+    Ok(true)
 }
 
 #[derive(Default)]
@@ -146,10 +155,7 @@ impl GraphState {
         card: &str,
     ) -> Result<(u64, u64)> {
         let mut g = self.lock();
-        let short = |have: Option<usize>, need: usize| need > 0 && have.is_none_or(|h| h < need);
-        if g.capturing.is_some()
-            && (short(g.scratch.as_ref().map(|s| s.len()), floats)
-                || short(g.counts.as_ref().map(|s| s.len()), counts))
+        if g.capturing.is_some() && (too_small(&g.scratch, floats) || too_small(&g.counts, counts))
         {
             g.scratch_want = (g.scratch_want.0.max(floats), g.scratch_want.1.max(counts));
             return Err(BackendError::Device(format!(
