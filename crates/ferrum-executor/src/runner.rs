@@ -67,25 +67,51 @@ impl StepBuffers {
 /// The longest context a decode graph covers (vLLM's `max_seq_len_to_capture` default).
 const MAX_SEQ_LEN_TO_CAPTURE: usize = 8192;
 
+/// Context tiers of the decode graphs below the longest: a step is recorded with block tables
+/// as wide as the smallest tier that holds its longest sequence, so that a short context does
+/// not replay a grid sized for the longest one (split attention launches a block per chunk of
+/// the context the recording covers, and blocks past a context's end still cost a launch).
+const GRAPH_CONTEXT_TIERS: [usize; 3] = [256, 1024, 4096];
+
 /// Decode steps replayed as device graphs: the batch is padded to the next bucket, and every
-/// block table row is `width` wide, so that one recording per bucket serves every step.
+/// block table row is as wide as the smallest of `widths` that holds the step, so that one
+/// recording per (bucket, width) serves every step.
 struct Graphs {
     buckets: Vec<usize>,
-    width: usize,
+    /// Block table widths, ascending; the last covers the longest context recorded.
+    widths: Vec<usize>,
 }
 
 impl Graphs {
     /// vLLM's capture sizes: 1, 2, 4, then every multiple of 8 up to the largest batch.
-    fn new(max_num_seqs: usize, width: usize) -> Self {
+    fn new(max_num_seqs: usize, width: usize, block_size: usize) -> Self {
         let max = max_num_seqs.clamp(1, 512);
         let mut buckets: Vec<usize> = [1, 2, 4].into_iter().filter(|&b| b < max).collect();
         buckets.extend((8..max).step_by(8));
         buckets.push(max);
-        Self { buckets, width }
+        let mut widths: Vec<usize> = GRAPH_CONTEXT_TIERS
+            .iter()
+            .map(|t| t.div_ceil(block_size.max(1)))
+            .filter(|&w| w < width)
+            .collect();
+        widths.push(width);
+        widths.dedup();
+        Self { buckets, widths }
     }
 
     fn bucket(&self, n: usize) -> Option<usize> {
         self.buckets.iter().copied().find(|&b| b >= n)
+    }
+
+    /// The narrowest width that holds `blocks` block table entries.
+    fn width(&self, blocks: usize) -> Option<usize> {
+        self.widths.iter().copied().find(|&w| w >= blocks)
+    }
+
+    /// The backend's key of a recording.
+    fn key(&self, bucket: usize, width: usize) -> usize {
+        let most = self.widths.last().copied().unwrap_or(0);
+        bucket * (most + 1) + width
     }
 }
 
@@ -197,23 +223,29 @@ impl<B: Backend> ModelRunner<B> {
     }
 
     /// Replays decode steps as device graphs where the backend records them (one recording
-    /// per batch-size bucket, made on first use). `max_model_len` bounds every sequence, and
-    /// so the block table width the recordings assume. Returns whether graphs are on.
+    /// per batch-size bucket and context tier, made on first use). `max_model_len` bounds
+    /// every sequence, and so the widest block table the recordings assume. Returns whether
+    /// graphs are on.
     pub fn enable_graphs(&mut self, max_model_len: usize) -> bool {
         if !self.backend.supports_graphs() {
             return false;
         }
-        // Longer contexts run op by op: a recording's block tables are this wide for every
-        // step, and its attention split covers this many tokens.
+        // Longer contexts run op by op: the widest recording's block tables are this wide,
+        // and its attention split covers this many tokens.
         let width = max_model_len
             .min(MAX_SEQ_LEN_TO_CAPTURE)
             .div_ceil(self.kv_spec.block_size)
             .max(1);
-        let g = Graphs::new(self.max_num_seqs.min(self.ws.max_tokens()), width);
+        let g = Graphs::new(
+            self.max_num_seqs.min(self.ws.max_tokens()),
+            width,
+            self.kv_spec.block_size,
+        );
         tracing::info!(
             buckets = g.buckets.len(),
             largest = g.buckets.last().copied().unwrap_or(0),
-            "decode steps run as device graphs (recorded per batch size on first use)"
+            context_tiers = g.widths.len(),
+            "decode steps run as device graphs (recorded per batch size and context tier on first use)"
         );
         self.graphs = Some(g);
         true
@@ -345,9 +377,16 @@ impl<B: Backend> ModelRunner<B> {
         if !seqs.iter().all(|s| s.tokens.len() == 1 && s.want_logits) {
             return Ok(None);
         }
-        let (Some(bucket), width) = (g.bucket(seqs.len()), g.width) else {
+        let bs = self.kv_spec.block_size;
+        let blocks = seqs
+            .iter()
+            .map(|s| (s.num_computed_tokens + 1).div_ceil(bs))
+            .max()
+            .unwrap_or(1);
+        let (Some(bucket), Some(width)) = (g.bucket(seqs.len()), g.width(blocks)) else {
             return Ok(None);
         };
+        let key = g.key(bucket, width);
         if self.build_padded(seqs, bucket, width).is_none() {
             return Ok(None);
         }
@@ -370,8 +409,8 @@ impl<B: Backend> ModelRunner<B> {
             )));
         }
         let device_batch = self.backend.prepare_batch(&batch)?;
-        if !self.backend.graph_replay(bucket)? {
-            self.backend.graph_begin(bucket)?;
+        if !self.backend.graph_replay(key)? {
+            self.backend.graph_begin(key)?;
             let recorded = self.model.forward(
                 &self.backend,
                 &device_batch,
@@ -382,11 +421,11 @@ impl<B: Backend> ModelRunner<B> {
             );
             self.backend.graph_end(recorded.is_ok())?;
             let replayed = match recorded {
-                Ok(()) => self.backend.graph_replay(bucket)?,
+                Ok(()) => self.backend.graph_replay(key)?,
                 Err(e) => {
                     // Nothing recorded ran; the backend may need to prepare first (it does
                     // so before the next recording). This step runs op by op.
-                    tracing::debug!(bucket, error = %e, "decode graph not recorded");
+                    tracing::debug!(bucket, width, error = %e, "decode graph not recorded");
                     false
                 }
             };
@@ -436,5 +475,39 @@ impl<B: Backend> ModelRunner<B> {
             &mut self.ws,
         )?;
         Ok(num_logits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Graphs;
+
+    #[test]
+    fn graph_widths_are_tiers_below_the_longest_context() {
+        // 8192 tokens in blocks of 16: tiers of 256, 1024 and 4096 tokens, then the rest.
+        let g = Graphs::new(256, 512, 16);
+        assert_eq!(g.widths, vec![16, 64, 256, 512]);
+        assert_eq!(g.width(1), Some(16));
+        assert_eq!(g.width(16), Some(16));
+        assert_eq!(g.width(17), Some(64));
+        assert_eq!(g.width(300), Some(512));
+        assert_eq!(g.width(513), None);
+        // A short model: the tiers it cannot reach are left out.
+        let g = Graphs::new(8, 10, 16);
+        assert_eq!(g.widths, vec![10]);
+        let g = Graphs::new(8, 16, 16);
+        assert_eq!(g.widths, vec![16]);
+        // Every (bucket, width) pair has its own key.
+        let g = Graphs::new(64, 512, 16);
+        let mut keys: Vec<usize> = g
+            .buckets
+            .iter()
+            .flat_map(|&b| g.widths.iter().map(move |&w| (b, w)))
+            .map(|(b, w)| g.key(b, w))
+            .collect();
+        let n = keys.len();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), n);
     }
 }

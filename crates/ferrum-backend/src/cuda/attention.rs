@@ -302,8 +302,18 @@ impl CudaBackend {
         } else {
             batch.max_decode_ctx
         };
-        // The split depends on the grouped heads only, so it is the same for both launches.
+        // The split depends on the grouped heads only, so it is the same for both launches
+        // and both kernels.
         let (chunk, nchunks) = decode_split(n * groups_long, ctx);
+        // One head a block and nothing to regroup (no context long enough, or one query head
+        // a KV head): the one-head kernel, which computes the same bits with fewer rounds of
+        // loads.
+        let one_head = hg_long == 1 || (hg == 1 && ctx <= DECODE_SHORT_CTX as usize);
+        let (kernel, hg_long) = if one_head {
+            (&a.f.decode1, 1)
+        } else {
+            (&a.f.decode, hg_long)
+        };
         let tokens = batch.at(batch.off.decode_tokens, &self.stream);
         // Split contexts: the chunk records, and one count per (token, head) for the kernel to
         // find the block that finishes a token.
@@ -328,7 +338,7 @@ impl CudaBackend {
         cfg.grid_dim.2 = nchunks32;
         launch!(
             self,
-            &a.f.decode,
+            kernel,
             "attn_decode",
             cfg,
             &a.out,

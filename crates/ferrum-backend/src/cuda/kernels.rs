@@ -219,6 +219,9 @@ pub struct AttentionKernels {
     /// Sequences with one query: one token and head group per block, the context split in
     /// chunks (merged by the block that finishes a token's last chunk).
     pub decode: CudaFunction,
+    /// The decode kernel for one head a block and short contexts (fewer registers, so fewer
+    /// rounds of loads).
+    pub decode1: CudaFunction,
     /// One block per (token, head); the reference for tests and benchmarks.
     pub reference: CudaFunction,
 }
@@ -244,6 +247,7 @@ impl Kernels {
                         Some(f(&format!("attn_prefill_{d}"))?)
                     },
                     decode: f(&format!("attn_decode_{d}"))?,
+                    decode1: f(&format!("attn_decode1_{d}"))?,
                     reference: f(&format!("paged_attention_{d}"))?,
                 },
             ));

@@ -40,6 +40,10 @@ pub struct LatencyArgs {
     placement: crate::placement::PlacementArgs,
     #[arg(long)]
     kv_cache_memory_bytes: Option<u64>,
+    /// The engine's context limit (default: input + output length). A server runs with the
+    /// model's own limit; decode graphs and attention splits are sized from it.
+    #[arg(long)]
+    max_model_len: Option<usize>,
     /// Write vLLM's latency JSON here.
     #[arg(long)]
     output_json: Option<PathBuf>,
@@ -108,9 +112,14 @@ pub fn run(a: LatencyArgs) -> Result<std::process::ExitCode> {
         .into_iter()
         .map(|r| r.prompt_ids)
         .collect();
+    let need = a.input_len + a.output_len;
+    let max_model_len = a.max_model_len.unwrap_or(need);
+    if max_model_len < need {
+        bail!("--max-model-len {max_model_len} is below input + output length {need}");
+    }
     let config = a.placement.apply(EngineConfig {
         max_num_seqs: a.batch_size.max(1),
-        max_model_len: a.input_len + a.output_len,
+        max_model_len,
         // Every iteration sees the same prompts: without this the later ones would skip prefill.
         enable_prefix_caching: false,
         kv_cache_memory_bytes: a.kv_cache_memory_bytes,

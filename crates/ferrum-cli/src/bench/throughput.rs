@@ -46,6 +46,9 @@ pub struct ThroughputArgs {
     no_enable_prefix_caching: bool,
     #[arg(long)]
     kv_cache_memory_bytes: Option<u64>,
+    /// The engine's context limit (default: the longest request).
+    #[arg(long)]
+    max_model_len: Option<usize>,
     /// Write the results as JSON here.
     #[arg(long)]
     output_json: Option<PathBuf>,
@@ -70,7 +73,11 @@ pub fn run(a: ThroughputArgs) -> Result<std::process::ExitCode> {
     };
     let requests = sample_random(&spec, &allowed, 0, a.num_prompts)?;
     let longest = |f: fn(&SampleRequest) -> usize| requests.iter().map(f).max().unwrap_or(0);
-    let max_len = longest(|r| r.prompt_len) + longest(|r| r.expected_output_len);
+    let need = longest(|r| r.prompt_len) + longest(|r| r.expected_output_len);
+    let max_len = a.max_model_len.unwrap_or(need);
+    if max_len < need {
+        bail!("--max-model-len {max_len} is below the longest request's {need} tokens");
+    }
     let config = a.placement.apply(EngineConfig {
         max_num_seqs: a.max_num_seqs,
         max_num_batched_tokens: a.max_num_batched_tokens,

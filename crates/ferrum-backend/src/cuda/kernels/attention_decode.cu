@@ -11,7 +11,7 @@
 // in shared memory, read as broadcasts), the warp updates one online softmax per head, then
 // accumulates p·v over the 32 keys with lanes owning D/32 consecutive dimensions (coalesced
 // value rows; for D < 32 the first D lanes own one each). The warps merge in shared memory
-// (sacc: DC_WARPS · DC_MAX_HG · D f32, 32 KiB at D = 256, reusing the bytes of q).
+// (sacc: DC_WARPS · HG · D f32, 32 KiB at D = 256 and HG = DC_MAX_HG, reusing the bytes of q).
 // Output: for a token whose context is one chunk (limit ≤ chunk), the result in the element
 // type. Else each chunk's block writes the f32 record ((x · num_heads + h) · nchunks + c) ·
 // (D + 2) of `part`: (max, sum, acc[D]) with acc and sum relative to max; then counts itself
@@ -23,6 +23,12 @@
 // token whose context is longer than short_ctx is still taken hg_long heads at a time (by the
 // first block of each such group; the others return) so that its keys are read once for them.
 // The arithmetic of a head is the same either way.
+//
+// attn_decode1_<D>: the same kernel for one head a block (hg = hg_long = 1, no regrouping).
+// Without the arrays of eight heads it holds a whole key row (up to 256 bytes) and twice the
+// value rows in registers, so a short context takes fewer rounds of loads. The host uses it
+// for steps of few tokens whose contexts are all short; its results equal the grouped
+// kernel's bit for bit (the same operations in the same order).
 //
 // Latency (a short context is a chain of dependent loads, not a bandwidth problem):
 // - The step's metadata (token, sequence, context length, block table) is read before
@@ -40,10 +46,12 @@
 // (a multiple of 16) that fits 128 bytes (32 registers). With the value rows' 32, a D ≤ 128
 // instance stays within 128 registers, so four blocks fit an SM (long contexts and large
 // batches need them).
-template <int D>
+// The one-head kernel has the registers of the head arrays to spare: up to 256 bytes.
+template <int D, int HG>
 __device__ constexpr int dc_piece() {
+    const int bytes = HG == 1 ? 256 : 128;
     int p = D;
-    while (p * (int)sizeof(elem) > 128 && (p / 2) % 16 == 0) p /= 2;
+    while (p * (int)sizeof(elem) > bytes && (p / 2) % 16 == 0) p /= 2;
     return p;
 }
 
@@ -54,7 +62,7 @@ __device__ __forceinline__ float ld_l2(const float* p) {
     return v;
 }
 
-template <int D>
+template <int D, int HG>
 __device__ __forceinline__ void attn_decode_impl(
     elem* __restrict__ out, float* __restrict__ part, u32* __restrict__ sem,
     const elem* __restrict__ q,
@@ -65,16 +73,17 @@ __device__ __forceinline__ void attn_decode_impl(
     u32 num_kv_heads, u32 hg_launch, u32 hg_long, u32 short_ctx, u32 chunk, u32 nchunks,
     float scale) {
     constexpr int E = D >= 32 ? D / 32 : 1;
-    // Value rows in flight per lane: 32 registers of them.
-    constexpr int DC_VB = 32 / E < 8 ? 32 / E : 8;
-    constexpr int P = dc_piece<D>();
+    // Value rows in flight per lane: 32 registers of them (64 with one head).
+    constexpr int VR = HG == 1 ? 64 : 32;
+    constexpr int DC_VB = VR / E < VR / 4 ? VR / E : VR / 4;
+    constexpr int P = dc_piece<D, HG>();
     static_assert(D % P == 0 && P % 16 == 0 && 32 % DC_VB == 0, "decode tiling");
     // q while the keys are walked, then the warps' accumulators: the same bytes, with a
     // barrier in between.
-    __shared__ __align__(16) float sbuf[DC_WARPS * DC_MAX_HG * D];
-    __shared__ float sm[DC_WARPS][DC_MAX_HG], sl[DC_WARPS][DC_MAX_HG];
+    __shared__ __align__(16) float sbuf[DC_WARPS * HG * D];
+    __shared__ float sm[DC_WARPS][HG], sl[DC_WARPS][HG];
     float(*sq)[D] = reinterpret_cast<float(*)[D]>(sbuf);
-    float(*sacc)[DC_MAX_HG][D] = reinterpret_cast<float(*)[DC_MAX_HG][D]>(sbuf);
+    float(*sacc)[HG][D] = reinterpret_cast<float(*)[HG][D]>(sbuf);
 
     const u32 t = tokens[blockIdx.x];
     const u32 s = token_seq[t];
@@ -85,8 +94,8 @@ __device__ __forceinline__ void attn_decode_impl(
     const u32 cs = c * chunk;
     if (cs >= limit) return;  // a shorter context than the batch's longest: the merge skips it
     const u32 ce = min(cs + chunk, limit);
-    u32 hg = hg_launch;
-    if (limit > short_ctx && hg_long > hg_launch) {
+    u32 hg = HG == 1 ? 1u : hg_launch;
+    if (HG > 1 && limit > short_ctx && hg_long > hg_launch) {
         if (blockIdx.y % (hg_long / hg_launch) != 0) return;
         hg = hg_long;
     }
@@ -108,15 +117,15 @@ __device__ __forceinline__ void attn_decode_impl(
     kc = after_wait(kc);
     vc = after_wait(vc);
 
-    for (u32 i = threadIdx.x; i < DC_MAX_HG * D; i += blockDim.x) {
+    for (u32 i = threadIdx.x; i < HG * D; i += blockDim.x) {
         const u32 g = i / D, d = i % D;
         sq[g][d] = g < hg ? e2f(q[((u64)t * num_heads + h0 + g) * D + d]) * scale : 0.0f;
     }
     __syncthreads();
 
-    float m[DC_MAX_HG], l[DC_MAX_HG], acc[DC_MAX_HG][E];
+    float m[HG], l[HG], acc[HG][E];
 #pragma unroll
-    for (int g = 0; g < DC_MAX_HG; ++g) {
+    for (int g = 0; g < HG; ++g) {
         m[g] = -F_INF;
         l[g] = 0.0f;
 #pragma unroll
@@ -126,9 +135,9 @@ __device__ __forceinline__ void attn_decode_impl(
     for (; kb < ce; kb += DC_WARPS * 32) {
         const u32 j = kb + lane;
         const bool valid = j < ce;
-        float sc[DC_MAX_HG];
+        float sc[HG];
 #pragma unroll
-        for (int g = 0; g < DC_MAX_HG; ++g) sc[g] = 0.0f;
+        for (int g = 0; g < HG; ++g) sc[g] = 0.0f;
         if (valid) {
             const elem* kr = kc + (u64)slot * width + head_off;
 #pragma unroll
@@ -145,7 +154,7 @@ __device__ __forceinline__ void attn_decode_impl(
                     unpack8(kv[i + 1], kf + 8);
                     const int d = p0 + 8 * i;
 #pragma unroll
-                    for (int g = 0; g < DC_MAX_HG; ++g) {
+                    for (int g = 0; g < HG; ++g) {
                         if (g < hg) {
                             float a = 0.0f;
 #pragma unroll
@@ -163,7 +172,7 @@ __device__ __forceinline__ void attn_decode_impl(
         }
         // Lane 0's key is always valid (kb < ce), so every new max is finite.
 #pragma unroll
-        for (int g = 0; g < DC_MAX_HG; ++g) {
+        for (int g = 0; g < HG; ++g) {
             if (g < hg) {
                 const float x = valid ? sc[g] : -F_INF;
                 const float m_new = fmaxf(m[g], warp_max(x));
@@ -196,7 +205,7 @@ __device__ __forceinline__ void attn_decode_impl(
 #pragma unroll
             for (int i = 0; i < DC_VB; ++i) {
 #pragma unroll
-                for (int g = 0; g < DC_MAX_HG; ++g) {
+                for (int g = 0; g < HG; ++g) {
                     if (g < hg) {
                         // p is 0 past the chunk's end, and vr too.
                         const float p = __shfl_sync(0xffffffffu, sc[g], j0 + i);
@@ -210,7 +219,7 @@ __device__ __forceinline__ void attn_decode_impl(
 
     __syncthreads();  // every warp is done with q before sacc overwrites it
 #pragma unroll
-    for (int g = 0; g < DC_MAX_HG; ++g) {
+    for (int g = 0; g < HG; ++g) {
         if (g < hg) {
             const float lt = warp_sum(l[g]);
             if (lane == 0) {
@@ -269,10 +278,10 @@ __device__ __forceinline__ void attn_decode_impl(
     // the weighted sum of sums (a warp per head, lanes over records), then per 64 records
     // their weights exp(max_k − mx) in shared memory (sacc's bytes, read above before the
     // barrier) and each thread's (head, dimension) outputs over those records, in order.
-    __shared__ float s_mx[DC_MAX_HG], s_total[DC_MAX_HG];
+    __shared__ float s_mx[HG], s_total[HG];
     constexpr u32 MT = 64;
-    constexpr int MI = (DC_MAX_HG * D + DC_WARPS * 32 - 1) / (DC_WARPS * 32);
-    static_assert(DC_MAX_HG * MT <= DC_WARPS * DC_MAX_HG * D, "merge weights fit sbuf");
+    constexpr int MI = (HG * D + DC_WARPS * 32 - 1) / (DC_WARPS * 32);
+    static_assert(HG * MT <= DC_WARPS * HG * D, "merge weights fit sbuf");
     const u64 head_recs = (u64)nchunks * stride;
     const float* recs = part + ((u64)blockIdx.x * num_heads + h0) * head_recs;
     for (u32 g = warp; g < hg; g += DC_WARPS) {
@@ -329,22 +338,26 @@ __device__ __forceinline__ void attn_decode_impl(
     }
 }
 
-#define DECODE_KERNEL(D)                                                                        \
-    extern "C" __global__ void __launch_bounds__(DC_WARPS * 32, D > 128 ? 3 : 4)               \
-        attn_decode_##D(                                                                        \
+#define DECODE_KERNEL(NAME, D, HG)                                                              \
+    extern "C" __global__ void __launch_bounds__(DC_WARPS * 32, D > 128 ? 3 : 4) NAME(          \
         elem* out, float* part, u32* sem, const elem* q, const elem* kc, const elem* vc,        \
         const u32* block_tables, const u32* seq_lens, const u32* query_start_loc,               \
         const u32* token_seq, const u32* tokens, u32 max_blocks, u32 block_size, u32 num_heads, \
         u32 num_kv_heads, u32 hg, u32 hg_long, u32 short_ctx, u32 chunk, u32 nchunks,           \
         float scale) {                                                                          \
-        attn_decode_impl<D>(out, part, sem, q, kc, vc, block_tables, seq_lens, query_start_loc, \
-                            token_seq, tokens, max_blocks, block_size, num_heads, num_kv_heads, \
-                            hg, hg_long, short_ctx, chunk, nchunks, scale);                     \
+        attn_decode_impl<D, HG>(out, part, sem, q, kc, vc, block_tables, seq_lens,             \
+                                query_start_loc, token_seq, tokens, max_blocks, block_size,     \
+                                num_heads, num_kv_heads, hg, hg_long, short_ctx, chunk,         \
+                                nchunks, scale);                                                \
     }
 
-DECODE_KERNEL(16)
-DECODE_KERNEL(32)
-DECODE_KERNEL(64)
-DECODE_KERNEL(96)
-DECODE_KERNEL(128)
-DECODE_KERNEL(256)
+#define DECODE_KERNELS(D)                          \
+    DECODE_KERNEL(attn_decode_##D, D, DC_MAX_HG)   \
+    DECODE_KERNEL(attn_decode1_##D, D, 1)
+
+DECODE_KERNELS(16)
+DECODE_KERNELS(32)
+DECODE_KERNELS(64)
+DECODE_KERNELS(96)
+DECODE_KERNELS(128)
+DECODE_KERNELS(256)
