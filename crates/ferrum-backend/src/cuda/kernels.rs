@@ -79,11 +79,28 @@ pub const F32_PREFILL_MAX_HEAD_DIM: usize = 128;
 pub const PREFILL_ITEM_TOKENS: u32 = 64;
 
 /// The whole compilation unit, with `#line` markers so NVRTC's messages name the right file.
+///
+/// For kernel work on a GPU machine without a build, `FERRUM_CUDA_KERNELS_DIR` names a folder
+/// whose files replace the built-in sources of the same name (the others stay built in); the
+/// cache key follows the text, so a changed file is compiled afresh.
 pub fn source() -> String {
+    let dir = std::env::var_os("FERRUM_CUDA_KERNELS_DIR").map(PathBuf::from);
     let mut s = String::new();
     for (name, text) in SOURCES {
         s.push_str(&format!("#line 1 \"{name}\"\n"));
-        s.push_str(text);
+        match dir.as_ref().map(|d| d.join(name)) {
+            Some(p) if p.is_file() => match std::fs::read_to_string(&p) {
+                Ok(t) => {
+                    tracing::warn!(path = %p.display(), "CUDA kernel source replaced");
+                    s.push_str(&t);
+                }
+                Err(e) => {
+                    tracing::warn!(path = %p.display(), error = %e, "unreadable; built-in source used");
+                    s.push_str(text);
+                }
+            },
+            _ => s.push_str(text),
+        }
         s.push('\n');
     }
     s

@@ -147,11 +147,20 @@ __device__ __forceinline__ vec8 ld8(const elem* p) {
     return v;
 }
 
-// Through the read-only cache (weights).
+// Weights, streamed once a step: through the read-only path, not kept in L1, and with a
+// 256-byte L2 prefetch (sm_80+), so that DRAM serves a warp's neighbouring lines in one
+// request (single-stream decode about 2% faster on an H100). Not volatile: weights are never
+// written, so these loads may be moved like `__ldg`, also above `pdl_wait` (see launch.rs).
 __device__ __forceinline__ vec8 ldg8(const elem* p) {
     vec8 v;
 #pragma unroll
-    for (int i = 0; i < VEC_WORDS; i++) v.w[i] = __ldg(reinterpret_cast<const uint4*>(p) + i);
+    for (int i = 0; i < VEC_WORDS; i++) {
+        uint4 u;
+        asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
+            : "=r"(u.x), "=r"(u.y), "=r"(u.z), "=r"(u.w)
+            : "l"(reinterpret_cast<const uint4*>(p) + i));
+        v.w[i] = u;
+    }
     return v;
 }
 
