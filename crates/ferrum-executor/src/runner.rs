@@ -69,8 +69,8 @@ const MAX_SEQ_LEN_TO_CAPTURE: usize = 8192;
 
 /// Context tiers of the decode graphs below the longest: a step is recorded with block tables
 /// as wide as the smallest tier that holds its longest sequence, so that a short context does
-/// not replay a grid sized for the longest one (split attention launches a block per chunk of
-/// the context the recording covers, and blocks past a context's end still cost a launch).
+/// not replay launches chosen for the longest one (the backend picks its decode attention
+/// kernel and split from the context a recording covers).
 const GRAPH_CONTEXT_TIERS: [usize; 3] = [256, 1024, 4096];
 
 /// Decode steps replayed as device graphs: the batch is padded to the next bucket, and every

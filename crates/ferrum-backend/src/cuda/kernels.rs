@@ -132,8 +132,13 @@ fn nvrtc_version() -> String {
 
 /// The cache key: everything that changes the PTX.
 pub fn cache_key(arch: u32, dtype: CudaDType) -> String {
+    key_of(&source(), arch, dtype)
+}
+
+/// The cache key of `src` (the unit [`source`] gives) for `arch` and `dtype`.
+fn key_of(src: &str, arch: u32, dtype: CudaDType) -> String {
     let mut h = Sha256::new();
-    h.update(source().as_bytes());
+    h.update(src.as_bytes());
     for o in options(arch, dtype) {
         h.update(o.as_bytes());
         h.update([0]);
@@ -158,19 +163,25 @@ pub fn cache_dir() -> Option<PathBuf> {
 
 /// Compiles the sources to PTX for `compute_<arch>` and `dtype` with NVRTC.
 pub fn compile(arch: u32, dtype: CudaDType) -> Result<String, CudaError> {
+    compile_src(source(), arch, dtype)
+}
+
+fn compile_src(src: String, arch: u32, dtype: CudaDType) -> Result<String, CudaError> {
     let opts = CompileOptions {
         options: options(arch, dtype),
         name: Some("ferrum_kernels.cu".into()),
         ..CompileOptions::default()
     };
-    let ptx = cudarc::nvrtc::compile_ptx_with_opts(source(), opts)
+    let ptx = cudarc::nvrtc::compile_ptx_with_opts(src, opts)
         .map_err(|e| CudaError::Compile(format!("{e:?}")))?;
     Ok(ptx.to_src())
 }
 
 /// PTX for `arch` and `dtype`, from the disk cache or freshly compiled (and then cached).
 pub fn ptx_for(arch: u32, dtype: CudaDType) -> Result<String, CudaError> {
-    let key = cache_key(arch, dtype);
+    // Built once: with `FERRUM_CUDA_KERNELS_DIR` it reads files and warns.
+    let src = source();
+    let key = key_of(&src, arch, dtype);
     let path = cache_dir().map(|d| d.join(format!("{key}.ptx")));
     if let Some(p) = &path {
         if let Ok(text) = std::fs::read_to_string(p) {
@@ -179,7 +190,7 @@ pub fn ptx_for(arch: u32, dtype: CudaDType) -> Result<String, CudaError> {
         }
     }
     let t = std::time::Instant::now();
-    let ptx = compile(arch, dtype)?;
+    let ptx = compile_src(src, arch, dtype)?;
     tracing::info!(
         arch = format!("sm_{arch}"),
         %dtype,
