@@ -11,6 +11,10 @@
 //!   against `head_rms_norm`, `rotary` and `write_kv` run one by one on the same inputs (head
 //!   sizes 64, 128 and 256, with and without the norm, GQA): the same bits (1 bf16 ulp allowed
 //!   where the compiler fuses a multiply-add differently), and other layers untouched.
+//! - `one_head_decode_equals_grouped_decode`: decode steps that take the one-head kernel (a
+//!   few tokens with contexts up to 1,024, or one query head per KV head at any context)
+//!   against the same steps through the grouped kernel (`attention_decode_grouped`): the same
+//!   bits, as both perform the same additions in the same order.
 //! - `attention_timing_llama3_8b` (ignored; `--ignored --nocapture`): median kernel time of the
 //!   tiled and the reference kernels for Llama-3-8B shapes.
 //!
@@ -522,6 +526,57 @@ fn tiled_kernels_match_naive_attention() {
         "{} checks failed (see above)",
         failures.len()
     );
+}
+
+#[test]
+fn one_head_decode_equals_grouped_decode() {
+    let Some(b) = cuda() else { return };
+    let short: Vec<(usize, usize)> = [1, 17, 300, 777, 1024].iter().map(|&c| (c, 1)).collect();
+    let cases = [
+        // Qwen3-4B and Llama-3-8B heads (GQA 4) at head size 128; GQA 8 at 64.
+        (32, 8, 128, short.clone()),
+        (16, 2, 64, short.clone()),
+        // One query head per KV head: the one-head kernel at every context, split ones too.
+        (4, 4, 64, vec![(3000, 1), (1, 1), (1500, 1)]),
+        (
+            8,
+            8,
+            128,
+            (0..12).map(|i| (1 + (i * 613) % 2500, 1)).collect(),
+        ),
+        // Head sizes 96 and 256.
+        (12, 2, 96, vec![(900, 1), (40, 1)]),
+        (8, 2, 256, vec![(1000, 1), (5, 1)]),
+    ];
+    let mut failures = Vec::new();
+    for (i, (heads, kv_heads, head_dim, seqs)) in cases.into_iter().enumerate() {
+        let p = Problem::new(
+            Case {
+                heads,
+                kv_heads,
+                head_dim,
+                seqs,
+            },
+            200 + i as u64,
+        );
+        let what = format!("case {i} ({heads} heads, {kv_heads} kv, head_dim {head_dim})");
+        let one_head = run_on_device(&b, &p, |b, c, s, pa, q, o| b.attention(c, 0, s, pa, q, o));
+        let grouped = run_on_device(&b, &p, |b, c, s, pa, q, o| {
+            b.attention_decode_grouped(c, 0, s, pa, q, o)
+        });
+        let differ = one_head
+            .iter()
+            .zip(&grouped)
+            .filter(|(x, y)| x.to_bits() != y.to_bits())
+            .count();
+        eprintln!("{what}: {differ} of {} outputs differ", one_head.len());
+        if differ > 0 {
+            failures.push(what.clone());
+        }
+        // And both are right (a shared mistake would pass the comparison above).
+        failures.extend(check(&what, &p, &one_head, &p.reference()).err());
+    }
+    assert!(failures.is_empty(), "failed: {failures:?}");
 }
 
 /// Median seconds of `f` over `reps` runs after two warm-up runs, each timed from a drained

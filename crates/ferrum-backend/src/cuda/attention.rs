@@ -218,7 +218,7 @@ impl CudaBackend {
             self.prefill_attention(f, batch, params, a)?;
         }
         if batch.num_decode_tokens > 0 {
-            self.decode_attention(batch, params, a)?;
+            self.decode_attention(batch, params, a, true)?;
         }
         Ok(())
     }
@@ -276,12 +276,14 @@ impl CudaBackend {
     }
 
     /// Tokens of sequences with one query: the context split into chunks over blocks, merged
-    /// by the block that finishes a token's last chunk.
+    /// by the block that finishes a token's last chunk. `one_head_kernel: false` keeps to the
+    /// grouped kernel where the one-head kernel would run (for tests of their equality).
     fn decode_attention(
         &self,
         batch: &CudaBatch,
         params: &AttentionParams,
         a: &AttentionArgs<'_>,
+        one_head_kernel: bool,
     ) -> Result<()> {
         let n = batch.num_decode_tokens;
         // Heads sharing a KV head go to one block, which reads the keys once for them. A step
@@ -308,7 +310,8 @@ impl CudaBackend {
         // One head a block and nothing to regroup (no context long enough, or one query head
         // a KV head): the one-head kernel, which computes the same bits with fewer rounds of
         // loads.
-        let one_head = hg_long == 1 || (hg == 1 && ctx <= DECODE_SHORT_CTX as usize);
+        let one_head =
+            one_head_kernel && (hg_long == 1 || (hg == 1 && ctx <= DECODE_SHORT_CTX as usize));
         let (kernel, hg_long) = if one_head {
             (&a.f.decode1, 1)
         } else {
@@ -364,6 +367,30 @@ impl CudaBackend {
             &scale
         )?;
         Ok(())
+    }
+
+    /// Decode attention as `Backend::attention` runs it, with the grouped decode kernel even
+    /// where the one-head kernel would run (same split, same launch shape): the two must give
+    /// the same bits, and tests compare them through this. The batch must be decode-only.
+    pub fn attention_decode_grouped(
+        &self,
+        cache: &CudaKvCache,
+        layer: usize,
+        batch: &CudaBatch,
+        params: &AttentionParams,
+        q: &CudaActivations,
+        out: &mut CudaActivations,
+    ) -> Result<()> {
+        let a = self.attention_args(cache, layer, batch, params, q, out)?;
+        if batch.num_prefill_items > 0 {
+            return Err(BackendError::Batch(
+                "attention_decode_grouped takes decode tokens only".into(),
+            ));
+        }
+        if batch.num_decode_tokens == 0 {
+            return Ok(());
+        }
+        self.decode_attention(batch, params, &a, false)
     }
 
     /// Attention with the reference kernel `paged_attention_<D>` (one block per token and
