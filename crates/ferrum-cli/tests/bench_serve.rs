@@ -278,7 +278,29 @@ fn counts_tokens_failures_and_writes_vllm_keys() {
             assert!(r[format!("{s}_{k}_ms")].is_number(), "{s}_{k}_ms");
         }
     }
-    assert!(r["mean_tpot_ms"].as_f64().expect("tpot") >= 1.5, "{r:#}");
+    // The client's clock, not the server's sleeps, bounds TPOT exactly: a request's last token
+    // arrives before its stream ends, so E2EL − TTFT is at least the sum of its ITLs. (The
+    // sleeps alone do not bound it: a first event read late makes the next gap shorter.)
+    let (outs, itls) = (
+        r["output_lens"].as_array().expect("output_lens"),
+        r["itls"].as_array().expect("itls"),
+    );
+    let per_request: Vec<f64> = outs
+        .iter()
+        .zip(itls)
+        .filter_map(|(n, l)| {
+            let n = n.as_u64().filter(|&n| n > 1)?;
+            let gaps: f64 = l.as_array()?.iter().filter_map(Value::as_f64).sum();
+            Some(gaps / (n - 1) as f64)
+        })
+        .collect();
+    assert_eq!(per_request.len(), 7);
+    let floor_ms = 1e3 * per_request.iter().sum::<f64>() / 7.0;
+    let tpot = r["mean_tpot_ms"].as_f64().expect("tpot");
+    assert!(
+        tpot >= floor_ms * (1.0 - 1e-9) && tpot >= 0.5,
+        "{tpot} vs {floor_ms}: {r:#}"
+    );
     assert!(r["p99_itl_ms"].as_f64().expect("itl") >= 3.0);
     assert!(r["mean_e2el_ms"].as_f64() > r["mean_ttft_ms"].as_f64());
     // At most 2 in flight; 7 × 3 token events within well under a second of each other.
