@@ -76,6 +76,23 @@ struct Problem {
     num_blocks: usize,
 }
 
+/// Case `i` of a test's list, given as (heads, KV heads, head size, (context, queries) per
+/// sequence): its problem with inputs from `seed`, and its name for messages.
+fn numbered_problem(
+    i: usize,
+    seed: u64,
+    (heads, kv_heads, head_dim, seqs): (usize, usize, usize, Vec<(usize, usize)>),
+) -> (Problem, String) {
+    let what = format!("case {i} ({heads} heads, {kv_heads} kv, head_dim {head_dim})");
+    let case = Case {
+        heads,
+        kv_heads,
+        head_dim,
+        seqs,
+    };
+    (Problem::new(case, seed), what)
+}
+
 impl Problem {
     fn new(case: Case, seed: u64) -> Self {
         let mut rng = Lcg(seed);
@@ -474,18 +491,9 @@ fn tiled_kernels_match_naive_attention() {
         ),
     ];
     let mut failures = Vec::new();
-    for (i, (heads, kv_heads, head_dim, seqs)) in cases.into_iter().enumerate() {
-        let p = Problem::new(
-            Case {
-                heads,
-                kv_heads,
-                head_dim,
-                seqs,
-            },
-            100 + i as u64,
-        );
+    for (i, case) in cases.into_iter().enumerate() {
+        let (p, what) = numbered_problem(i, 100 + i as u64, case);
         let want = p.reference();
-        let what = format!("case {i} ({heads} heads, {kv_heads} kv, head_dim {head_dim})");
         let tiled = run_on_device(&b, &p, |b, c, s, pa, q, o| b.attention(c, 0, s, pa, q, o));
         let e_new = check(&format!("{what}, tiled"), &p, &tiled, &want);
         // Split contexts count finished chunks in device memory that each launch must leave
@@ -549,17 +557,8 @@ fn one_head_decode_equals_grouped_decode() {
         (8, 2, 256, vec![(1000, 1), (5, 1)]),
     ];
     let mut failures = Vec::new();
-    for (i, (heads, kv_heads, head_dim, seqs)) in cases.into_iter().enumerate() {
-        let p = Problem::new(
-            Case {
-                heads,
-                kv_heads,
-                head_dim,
-                seqs,
-            },
-            200 + i as u64,
-        );
-        let what = format!("case {i} ({heads} heads, {kv_heads} kv, head_dim {head_dim})");
+    for (i, case) in cases.into_iter().enumerate() {
+        let (p, what) = numbered_problem(i, 200 + i as u64, case);
         let one_head = run_on_device(&b, &p, |b, c, s, pa, q, o| b.attention(c, 0, s, pa, q, o));
         let grouped = run_on_device(&b, &p, |b, c, s, pa, q, o| {
             b.attention_decode_grouped(c, 0, s, pa, q, o)
