@@ -279,4 +279,53 @@ pub trait Backend: Send + Sync {
             self.name()
         )))
     }
+
+    /// Whether [`Backend::sample_deferred`], [`Backend::wait_sampled`] and
+    /// [`Backend::patch_input_ids`] work: the tokens of a step can stay on the device while
+    /// the host plans and launches the next one (async scheduling).
+    fn supports_deferred_sampling(&self) -> bool {
+        false
+    }
+
+    /// As [`Backend::sample`], but returns once the selection is queued: the tokens stay on
+    /// the device for [`Backend::patch_input_ids`] and come to the host through
+    /// [`Backend::wait_sampled`] with the returned ticket. Tickets are waited for in order,
+    /// each before the one after next is issued.
+    fn sample_deferred(
+        &self,
+        logits: &mut Self::Activations,
+        rows: &[RowSampling],
+        adjust: &[LogitAdjust],
+    ) -> Result<u64> {
+        let _ = (logits, rows, adjust);
+        Err(BackendError::Device(format!(
+            "{} does not defer sampling",
+            self.name()
+        )))
+    }
+
+    /// The tokens of a [`Backend::sample_deferred`] call, one per row (blocks until they
+    /// are on the host).
+    fn wait_sampled(&self, ticket: u64) -> Result<Vec<u32>> {
+        let _ = ticket;
+        Err(BackendError::Device(format!(
+            "{} does not defer sampling",
+            self.name()
+        )))
+    }
+
+    /// Sets `input_ids[t] = sampled[r]` on the device for each `[t, r]` of `patches`, where
+    /// `sampled` are the tokens of the latest [`Backend::sample_deferred`] call: decode
+    /// inputs the host has not seen yet. Call after [`Backend::prepare_batch`] of `batch`
+    /// and before the forward pass that reads it.
+    fn patch_input_ids(&self, batch: &Self::Batch, patches: &[[u32; 2]]) -> Result<()> {
+        let _ = batch;
+        if patches.is_empty() {
+            return Ok(());
+        }
+        Err(BackendError::Device(format!(
+            "{} does not defer sampling",
+            self.name()
+        )))
+    }
 }

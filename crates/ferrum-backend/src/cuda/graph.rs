@@ -36,6 +36,8 @@ unsafe impl Send for Graph {}
 #[derive(Default)]
 struct Inner {
     upload: Option<CudaSlice<u32>>,
+    /// Page-locked staging of the uploads (so that they are only queued).
+    staging: super::host_ring::HostRing,
     graphs: HashMap<usize, Graph>,
     capturing: Option<usize>,
     scratch: Option<CudaSlice<f32>>,
@@ -136,11 +138,11 @@ impl GraphState {
             .upload
             .as_mut()
             .ok_or_else(|| BackendError::Device("no upload buffer".into()))?;
-        let mut dst = buf.slice_mut(..host.len());
-        stream
-            .memcpy_htod(host, &mut dst)
-            .map_err(CudaError::from)?;
         let a = addr(buf, stream);
+        // `buf` holds at least `host.len()` words (grown above).
+        g.staging
+            .upload(stream.context(), stream, host, a)
+            .map_err(BackendError::from)?;
         g.generation += 1;
         Ok((a, g.generation))
     }

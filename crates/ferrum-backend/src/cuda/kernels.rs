@@ -228,6 +228,7 @@ pub struct Kernels {
     pub silu_mul: CudaFunction,
     pub apply_logit_adjust: CudaFunction,
     pub sample_rows: CudaFunction,
+    pub patch_input_ids: CudaFunction,
     /// One set per entry of [`ATTENTION_HEAD_DIMS`].
     pub attention: Vec<(usize, AttentionKernels)>,
     /// `gemv[M - 1]` for M in 1..=[`GEMV_MAX_ROWS`].
@@ -305,6 +306,7 @@ impl Kernels {
             silu_mul: f("silu_mul")?,
             apply_logit_adjust: f("apply_logit_adjust")?,
             sample_rows: f("sample_rows")?,
+            patch_input_ids: f("patch_input_ids")?,
             attention,
             _module: module,
         })

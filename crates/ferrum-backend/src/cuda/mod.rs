@@ -16,6 +16,7 @@ pub mod device;
 mod dtype;
 mod error;
 mod graph;
+mod host_ring;
 mod kernels;
 mod launch;
 mod profile;
@@ -158,6 +159,8 @@ pub struct CudaBackend {
     /// Kernel launches left out, for diagnosis only (`FERRUM_CUDA_SKIP_KERNELS`, see
     /// `skips`); empty otherwise.
     skip: Vec<String>,
+    /// The sampler's persistent buffers (`sampling.rs`).
+    sampler: std::sync::Mutex<sampling::SamplerState>,
 }
 
 impl Drop for CudaBackend {
@@ -204,6 +207,7 @@ impl CudaBackend {
             profile: profile::Profile::from_env(),
             graphs: graph::GraphState::default(),
             staging: std::sync::Mutex::new(None),
+            sampler: std::sync::Mutex::new(sampling::SamplerState::default()),
             small_gemv: std::env::var("FERRUM_CUDA_GEMV").map_or(true, |v| v != "0"),
             skip: skipped_kernels(),
         })
@@ -771,5 +775,28 @@ impl Backend for CudaBackend {
     ) -> Result<Vec<u32>> {
         let _t = self.timer(|| format!("sample (≤{} rows)", rows.len().next_power_of_two()));
         sampling::sample(self, logits, rows, adjust)
+    }
+
+    fn supports_deferred_sampling(&self) -> bool {
+        true
+    }
+
+    fn sample_deferred(
+        &self,
+        logits: &mut CudaActivations,
+        rows: &[RowSampling],
+        adjust: &[LogitAdjust],
+    ) -> Result<u64> {
+        let _t = self.timer(|| format!("sample (≤{} rows)", rows.len().next_power_of_two()));
+        sampling::sample_deferred(self, logits, rows, adjust)
+    }
+
+    fn wait_sampled(&self, ticket: u64) -> Result<Vec<u32>> {
+        sampling::wait_sampled(self, ticket)
+    }
+
+    fn patch_input_ids(&self, batch: &CudaBatch, patches: &[[u32; 2]]) -> Result<()> {
+        let _t = self.timer(|| "patch_input_ids".into());
+        sampling::patch_input_ids(self, batch, patches)
     }
 }

@@ -1,14 +1,56 @@
 //! Sampling on the device (`kernels/sampling.cu`): the logits stay on the GPU and one token id
 //! per row comes back.
 //!
-//! Invariants: parameters and adjustments travel in one `u32` upload per step, checked on the
-//! host first (rows within the logits buffer, one entry per (row, token), tokens within the
-//! vocabulary); a row marked [`RowSampling::Host`] is left untouched by the sampling kernel.
+//! Invariants:
+//! - parameters and adjustments travel in one `u32` upload per step, checked on the host first
+//!   (rows within the logits buffer, one entry per (row, token), tokens within the
+//!   vocabulary); a row marked [`RowSampling::Host`] is left untouched by the sampling kernel;
+//! - the buffers are the backend's and persist (no allocation per step once they are large
+//!   enough): the tokens of the latest selection stay in `tokens` until the next one, which
+//!   is what `patch_input_ids` reads; each selection is copied to one of two page-locked host
+//!   buffers (ticket parity), so the host may read ticket t while t + 1 is queued, but must
+//!   have read t before t + 2 is issued.
 
-use cudarc::driver::{LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaEvent, CudaSlice, LaunchConfig, PinnedHostSlice, PushKernelArg};
 
+use super::tensor::CudaBatch;
 use super::{as_u32, launch_err, CudaActivations, CudaBackend, CudaError};
 use crate::{BackendError, LogitAdjust, Result, RowSampling};
+
+/// The sampler's persistent device and host buffers.
+#[derive(Default)]
+pub(super) struct SamplerState {
+    params: Option<CudaSlice<u32>>,
+    tokens: Option<CudaSlice<u32>>,
+    pairs: Option<CudaSlice<u32>>,
+    /// Page-locked copies of the tokens, each with the event recorded behind its copy (ours:
+    /// the context does not track events, so cudarc's own would never be recorded).
+    host: [Option<(PinnedHostSlice<u32>, CudaEvent)>; 2],
+    /// Rows of the selection in each host buffer.
+    host_rows: [usize; 2],
+    /// Tickets issued so far (the latest is `issued`), and the rows of the latest.
+    issued: u64,
+    latest_rows: usize,
+    /// The ticket each host buffer holds until the host reads it.
+    unread: [Option<u64>; 2],
+    staging: super::host_ring::HostRing,
+}
+
+/// `buf`, grown to at least `len` words (its contents are not kept).
+fn ensure(
+    be: &CudaBackend,
+    buf: &mut Option<CudaSlice<u32>>,
+    len: usize,
+    what: &str,
+) -> Result<()> {
+    if buf.as_ref().is_none_or(|b| b.len() < len) {
+        let want = len.next_power_of_two().max(1024);
+        *buf = Some(be.stream.alloc_zeros::<u32>(want).map_err(|e| {
+            BackendError::OutOfMemory(format!("sampling {what} ({want} words): {e}"))
+        })?);
+    }
+    Ok(())
+}
 
 /// u32 words per row (see the kernel's header).
 const PARAM_WORDS: usize = 6;
@@ -43,10 +85,24 @@ pub(super) fn sample(
     rows: &[RowSampling],
     adjust: &[LogitAdjust],
 ) -> Result<Vec<u32>> {
+    if rows.is_empty() {
+        logits.check_rows(0, "sample")?;
+        return Ok(Vec::new());
+    }
+    let ticket = sample_deferred(be, logits, rows, adjust)?;
+    wait_sampled(be, ticket)
+}
+
+pub(super) fn sample_deferred(
+    be: &CudaBackend,
+    logits: &mut CudaActivations,
+    rows: &[RowSampling],
+    adjust: &[LogitAdjust],
+) -> Result<u64> {
     let n = rows.len();
     logits.check_rows(n, "sample")?;
     if n == 0 {
-        return Ok(Vec::new());
+        return Err(BackendError::Batch("sampling zero rows".into()));
     }
     let vocab = logits.cols;
     let mut host = Vec::with_capacity(n * PARAM_WORDS + adjust.len() * ADJUST_WORDS);
@@ -68,9 +124,31 @@ pub(super) fn sample(
             a.post_add.to_bits(),
         ]);
     }
-    let buf = be.stream.clone_htod(&host).map_err(CudaError::from)?;
-    let out = be.stream.alloc_zeros::<u32>(n).map_err(CudaError::from)?;
-    let base = super::addr(&buf, &be.stream);
+    let mut st = be
+        .sampler
+        .lock()
+        .map_err(|_| BackendError::Device("sampler state poisoned".into()))?;
+    let st = &mut *st;
+    let ticket = st.issued + 1;
+    let slot = (ticket % 2) as usize;
+    if let Some(old) = st.unread[slot] {
+        return Err(BackendError::Device(format!(
+            "sampling ticket {ticket} issued before ticket {old} was read"
+        )));
+    }
+    ensure(be, &mut st.params, host.len(), "parameters")?;
+    // The token buffer is sized once for every row the logits can hold, so that a later
+    // growth never drops the tokens a patch still reads.
+    let capacity = logits.capacity_rows.max(n);
+    if st.tokens.as_ref().is_none_or(|b| b.len() < n) {
+        ensure(be, &mut st.tokens, capacity, "tokens")?;
+    }
+    let (Some(params), Some(tokens)) = (st.params.as_mut(), st.tokens.as_ref()) else {
+        return Err(BackendError::Device("sampling buffers missing".into()));
+    };
+    let base = super::addr(params, &be.stream);
+    // `params` holds at least `host.len()` words (grown above).
+    st.staging.upload(&be.ctx, &be.stream, &host, base)?;
     let la = be.a(&logits.data);
     let v = as_u32(vocab, "vocab")?;
     if !adjust.is_empty() {
@@ -83,7 +161,7 @@ pub(super) fn sample(
         // checked against the logits buffer above.
         unsafe { b.launch(cfg) }.map_err(|e| launch_err("apply_logit_adjust", e))?;
     }
-    let oa = super::addr(&out, &be.stream);
+    let oa = super::addr(tokens, &be.stream);
     let cfg = LaunchConfig {
         grid_dim: (as_u32(n, "rows")?, 1, 1),
         block_dim: (SAMPLE_THREADS, 1, 1),
@@ -92,8 +170,94 @@ pub(super) fn sample(
     let mut b = be.stream.launch_builder(&be.k.sample_rows);
     b.arg(&la).arg(&base).arg(&v).arg(&oa);
     // SAFETY: `base` holds n rows of PARAM_WORDS words, the logits buffer at least n rows of
-    // `vocab` values and `out` n words.
+    // `vocab` values and `tokens` at least n words.
     unsafe { b.launch(cfg) }.map_err(|e| launch_err("sample_rows", e))?;
-    let tokens = be.stream.clone_dtoh(&out).map_err(CudaError::from)?;
+    if st.host[slot].as_ref().is_none_or(|(h, _)| h.len() < n) {
+        // SAFETY: page-locked memory of `capacity` u32 (cached, not write-combined: the host
+        // reads it); every word read was written by a copy below first.
+        let h = unsafe { be.ctx.alloc_pinned_with_flags::<u32>(capacity, 0) }
+            .map_err(CudaError::from)?;
+        let ev = be.ctx.new_event(None).map_err(CudaError::from)?;
+        st.host[slot] = Some((h, ev));
+    }
+    let Some((h, ev)) = st.host[slot].as_mut() else {
+        return Err(BackendError::Device("sampling host buffer missing".into()));
+    };
+    let src = tokens.slice(..n);
+    be.stream.memcpy_dtoh(&src, h).map_err(CudaError::from)?;
+    ev.record(&be.stream).map_err(CudaError::from)?;
+    st.host_rows[slot] = n;
+    st.unread[slot] = Some(ticket);
+    st.issued = ticket;
+    st.latest_rows = n;
+    Ok(ticket)
+}
+
+pub(super) fn wait_sampled(be: &CudaBackend, ticket: u64) -> Result<Vec<u32>> {
+    let mut st = be
+        .sampler
+        .lock()
+        .map_err(|_| BackendError::Device("sampler state poisoned".into()))?;
+    let slot = (ticket % 2) as usize;
+    if st.unread[slot] != Some(ticket) {
+        return Err(BackendError::Device(format!(
+            "sampling ticket {ticket} is not waiting to be read"
+        )));
+    }
+    let n = st.host_rows[slot];
+    let tokens = match st.host[slot].as_ref() {
+        Some((h, ev)) => {
+            ev.synchronize().map_err(CudaError::from)?;
+            h.as_slice().map_err(CudaError::from)?[..n].to_vec()
+        }
+        None => return Err(BackendError::Device("sampling host buffer missing".into())),
+    };
+    st.unread[slot] = None;
     Ok(tokens)
+}
+
+pub(super) fn patch_input_ids(
+    be: &CudaBackend,
+    batch: &CudaBatch,
+    patches: &[[u32; 2]],
+) -> Result<()> {
+    if patches.is_empty() {
+        return Ok(());
+    }
+    be.live(batch)?;
+    let mut st = be
+        .sampler
+        .lock()
+        .map_err(|_| BackendError::Device("sampler state poisoned".into()))?;
+    let st = &mut *st;
+    let rows = st.latest_rows;
+    let mut host = Vec::with_capacity(2 * patches.len());
+    for &[t, r] in patches {
+        if t as usize >= batch.num_tokens || r as usize >= rows {
+            return Err(BackendError::Batch(format!(
+                "input patch [{t}, {r}] outside {} tokens and {rows} sampled rows",
+                batch.num_tokens
+            )));
+        }
+        host.extend_from_slice(&[t, r]);
+    }
+    ensure(be, &mut st.pairs, host.len(), "input patches")?;
+    let (Some(pairs), Some(tokens)) = (st.pairs.as_mut(), st.tokens.as_ref()) else {
+        return Err(BackendError::Device(
+            "no sampled tokens to patch from".into(),
+        ));
+    };
+    let pa = super::addr(pairs, &be.stream);
+    // `pairs` holds at least `host.len()` words (grown above).
+    st.staging.upload(&be.ctx, &be.stream, &host, pa)?;
+    let ta = super::addr(tokens, &be.stream);
+    let ia = batch.base + 4 * batch.off.input_ids as u64;
+    let n = as_u32(patches.len(), "input patches")?;
+    let cfg = super::grid(patches.len().div_ceil(256), 1, 256)?;
+    let mut b = be.stream.launch_builder(&be.k.patch_input_ids);
+    b.arg(&ia).arg(&pa).arg(&n).arg(&ta);
+    // SAFETY: `ia` is the batch's input_ids array of `num_tokens` words in the live upload
+    // buffer, `pa` holds n checked pairs, and `ta` at least `rows` sampled tokens.
+    unsafe { b.launch(cfg) }.map_err(|e| launch_err("patch_input_ids", e))?;
+    Ok(())
 }

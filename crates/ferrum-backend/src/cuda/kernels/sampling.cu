@@ -325,3 +325,12 @@ extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS)
     __syncthreads();
     if (tid == 0) out[r] = pick == 0xffffffffu ? best_i : pick;
 }
+
+// Async scheduling: decode inputs that the previous step sampled and the host has not read yet.
+// input_ids[pairs[2i]] = sampled[pairs[2i + 1]], both indices checked on the host.
+extern "C" __global__ void patch_input_ids(u32* __restrict__ input_ids, const u32* __restrict__ pairs, u32 n,
+                                           const u32* __restrict__ sampled) {
+    pdl_enter();
+    const u32 i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) input_ids[pairs[2 * i]] = sampled[pairs[2 * i + 1]];
+}
