@@ -5,17 +5,20 @@
 //! - no tensors: requests, token ids and block ids only; tests assert exact plans;
 //! - one owner: the engine thread owns the `Scheduler` (and through it the KV-cache manager);
 //! - every step is `schedule()` → executor → `update_from_output()`; the executor gets new
-//!   requests in full and running ones as diffs (`SchedulerOutput`);
+//!   requests in full and running ones as diffs (`SchedulerOutput`). With async scheduling the
+//!   update comes in two halves around the next `schedule()` (provisional.rs);
 //! - admission refuses what can never fit, and the preemption rule (schedule_running.rs) makes
 //!   sure every admitted request completes.
 //!
 //! Layout: `request` (state machine) · `queue` (key-ordered queues) · `config` · `schedule` →
 //! `schedule_running` (with preemption) + `schedule_waiting` (admission) · `update` + `stop` ·
+//! `provisional` (async scheduling) ·
 //! `output` (the types that cross the boundary).
 
 mod config;
 mod error;
 mod output;
+mod provisional;
 mod queue;
 mod request;
 mod schedule;
@@ -35,5 +38,6 @@ pub use output::{
     CachedRequestData, EngineCoreOutput, Logprob, ModelRunnerOutput, NewRequestData, RequestMap,
     SchedulerOutput, TokenLogprobs,
 };
+pub use provisional::PLACEHOLDER_TOKEN;
 pub use request::{Request, RequestId, RequestStatus};
 pub use scheduler::{Scheduler, SchedulerStats};

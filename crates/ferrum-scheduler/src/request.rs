@@ -201,6 +201,30 @@ impl Request {
         self.token_ids.push(token);
     }
 
+    /// Whether the last token is a placeholder of async scheduling (its value still on the
+    /// device).
+    pub fn has_placeholder(&self) -> bool {
+        self.num_output_tokens() > 0
+            && self.token_ids.last() == Some(&crate::provisional::PLACEHOLDER_TOKEN)
+    }
+
+    /// Removes the trailing placeholder; false when there is none.
+    pub(crate) fn take_placeholder(&mut self) -> bool {
+        if self.has_placeholder() {
+            self.token_ids.pop();
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether the request has every token its length limits allow (it stops when the last
+    /// one is known).
+    pub(crate) fn at_length_limit(&self, max_model_len: usize) -> bool {
+        self.num_tokens() >= max_model_len
+            || self.num_output_tokens() >= self.sampling_params.max_tokens
+    }
+
     pub(crate) fn finish(&mut self, status: RequestStatus, stop_reason: Option<TokenId>) {
         debug_assert!(status.is_finished() && !self.status.is_finished());
         self.status = status;

@@ -22,6 +22,11 @@ impl Scheduler {
             let Some(req) = self.requests.get(&entry.id) else {
                 continue;
             };
+            // Preempted with a token still on the device (async scheduling): its prefix
+            // cannot be looked up until that token is known, next step.
+            if req.has_placeholder() {
+                continue;
+            }
             let computed =
                 self.kv
                     .get_computed_blocks(&entry.id, req.all_token_ids(), &req.extra_keys);

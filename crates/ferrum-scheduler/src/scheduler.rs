@@ -41,6 +41,9 @@ pub struct Scheduler {
     pub(crate) finished_req_ids: Vec<RequestId>,
     next_seq: u64,
     pub(crate) num_preemptions_total: u64,
+    /// Async scheduling: requests finished at a length limit whose last token is still on the
+    /// device, with their cached prompt tokens (reported when it resolves).
+    pub(crate) finished_unreported: RequestMap<usize>,
 }
 
 impl Scheduler {
@@ -60,6 +63,7 @@ impl Scheduler {
             finished_req_ids: Vec::new(),
             next_seq: 0,
             num_preemptions_total: 0,
+            finished_unreported: RequestMap::default(),
         })
     }
 

@@ -40,7 +40,7 @@ impl Scheduler {
         outputs
     }
 
-    fn advance(&mut self, id: &RequestId, num_scheduled: usize) {
+    pub(crate) fn advance(&mut self, id: &RequestId, num_scheduled: usize) {
         let Some(req) = self.requests.get_mut(id) else {
             return; // aborted after scheduling
         };
@@ -82,17 +82,46 @@ impl Scheduler {
         let new_logprobs = logprobs.map_or_else(Vec::new, |l| {
             l.iter().take(new_token_ids.len()).cloned().collect()
         });
+        Some(self.report(id, new_token_ids, new_logprobs, stop))
+    }
+
+    /// Appends one token whose placeholder was just removed (async scheduling): the request
+    /// may have been preempted since it was sampled, and the token still counts.
+    pub(crate) fn append_sampled_token(
+        &mut self,
+        id: &RequestId,
+        token: ferrum_types::TokenId,
+    ) -> Option<EngineCoreOutput> {
+        let req = self.requests.get_mut(id)?;
+        req.append_output_token(token);
+        let stop = check_stop(req, self.config.max_model_len);
+        Some(self.report(id, vec![token], Vec::new(), stop))
+    }
+
+    /// The output of a request's new tokens; finishes it when `stop` says so.
+    fn report(
+        &mut self,
+        id: &RequestId,
+        new_token_ids: Vec<ferrum_types::TokenId>,
+        new_logprobs: Vec<crate::TokenLogprobs>,
+        stop: Option<(RequestStatus, Option<ferrum_types::TokenId>)>,
+    ) -> EngineCoreOutput {
+        let num_cached_tokens = self
+            .requests
+            .get(id)
+            .and_then(|r| r.num_cached_tokens())
+            .unwrap_or(0);
         let output = EngineCoreOutput {
             request_id: id.clone(),
             new_token_ids,
             new_logprobs,
             finish_reason: stop.and_then(|(status, _)| status.finish_reason()),
             stop_reason: stop.and_then(|(_, token)| token),
-            num_cached_tokens: req.num_cached_tokens().unwrap_or(0),
+            num_cached_tokens,
         };
         if let Some((status, stop_token)) = stop {
             self.finish_request(id, status, stop_token);
         }
-        Some(output)
+        output
     }
 }

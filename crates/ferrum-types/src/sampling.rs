@@ -60,6 +60,15 @@ impl SamplingParams {
     pub fn is_greedy(&self) -> bool {
         self.temperature <= 0.0 || self.top_k == 1
     }
+
+    /// Whether choosing the next token needs the values of the tokens before it on the host
+    /// (penalties, log-probabilities): such a request cannot be planned a step ahead.
+    pub fn needs_token_values(&self) -> bool {
+        self.repetition_penalty != 1.0
+            || self.presence_penalty != 0.0
+            || self.frequency_penalty != 0.0
+            || self.logprobs.is_some()
+    }
 }
 
 /// Why a sequence stopped, with OpenAI's spelling.

@@ -5,6 +5,7 @@ mod executor;
 mod flow;
 mod preemption;
 mod props;
+mod provisional;
 
 use ferrum_types::{SamplingParams, TokenId};
 
