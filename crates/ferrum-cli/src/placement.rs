@@ -18,6 +18,10 @@ pub struct PlacementArgs {
     /// Run every GPU step op by op: no CUDA graphs for decode steps.
     #[arg(long)]
     pub enforce_eager: bool,
+    /// Plan and launch each GPU step while the previous one runs (vLLM's
+    /// --async-scheduling).
+    #[arg(long)]
+    pub async_scheduling: bool,
     /// GPU compute type: auto (the checkpoint's 16-bit type; bf16 for f32 checkpoints),
     /// bfloat16, float16 (half) or float32 (float). The CPU computes in f32.
     #[arg(long, default_value = "auto", value_parser = ["auto", "bfloat16", "float16", "half", "float32", "float"])]
@@ -32,6 +36,7 @@ impl PlacementArgs {
             device: engine_device(self.device),
             gpu_memory_utilization: self.gpu_memory_utilization,
             enforce_eager: self.enforce_eager,
+            async_scheduling: self.async_scheduling,
             dtype: self.dtype.clone(),
             ..config
         }

@@ -181,6 +181,10 @@ pub struct SchedulerArgs {
     /// times --max-num-seqs.
     #[arg(long, value_name = "N")]
     pub max_queued_requests: Option<usize>,
+    /// Plan and launch each GPU step while the previous one runs (sampled tokens stay on the
+    /// device). Steps with penalties or logprobs run one at a time; the CPU ignores it.
+    #[arg(long)]
+    pub async_scheduling: bool,
 }
 
 impl SchedulerArgs {

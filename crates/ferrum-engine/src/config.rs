@@ -41,6 +41,9 @@ pub struct EngineConfig {
     pub seed: Option<u64>,
     /// `--enforce-eager`: no device graphs for decode steps.
     pub enforce_eager: bool,
+    /// `--async-scheduling`: plan and launch step N+1 while the device runs step N (where the
+    /// backend keeps sampled tokens on the device; the CPU ignores it).
+    pub async_scheduling: bool,
     /// `--dtype` (vLLM's names: auto, bfloat16, float16/half, float32/float): the GPU's
     /// compute type. The CPU computes in f32 whatever it says.
     pub dtype: String,
@@ -62,6 +65,7 @@ impl Default for EngineConfig {
             gpu_memory_utilization: 0.9,
             seed: None,
             enforce_eager: false,
+            async_scheduling: false,
             dtype: "auto".into(),
         }
     }

@@ -261,7 +261,16 @@ fn launch<B: Backend + 'static>(
     }
     let eos = bundle.eos_token_ids();
     let executor = Executor::new(runner, eos.clone(), config.seed);
-    let core = EngineCore::new(scheduler, executor);
+    let async_scheduling = config.async_scheduling && executor.can_defer();
+    if async_scheduling {
+        tracing::info!("async scheduling: each step is planned while the previous one runs");
+    } else if config.async_scheduling {
+        tracing::info!(
+            device = %info.device,
+            "async scheduling needs sampling on the device; steps run one at a time"
+        );
+    }
+    let core = EngineCore::new(scheduler, executor).with_async_scheduling(async_scheduling);
     tracing::info!(
         device = %info.device,
         num_blocks = info.num_blocks,

@@ -1,12 +1,20 @@
 //! One engine step on the device: apply the scheduler's diffs, run the forward pass over every
 //! scheduled request's tokens, and sample for the requests whose scheduled tokens reach the end
 //! of what they know (a prompt chunk that completes the prompt, or a decode step).
+//!
+//! With async scheduling a step may be submitted before the previous one's tokens are on the
+//! host ([`Executor::submit`] with `defer`, then [`Executor::collect`]). Invariants:
+//! - a deferred step appends a placeholder (token 0) for each request it samples, so that the
+//!   next step can be planned on counts; the placeholder's value lives on the device until
+//!   `collect` writes it in;
+//! - a planned input token that is still a placeholder is always the latest deferred
+//!   sampling's, and the device copies it in before the forward pass reads it.
 
 use ferrum_backend::{Backend, RowSampling};
 use ferrum_scheduler::{Logprob, ModelRunnerOutput, RequestId, SchedulerOutput, TokenLogprobs};
 
 use crate::error::{ExecutorError, Result};
-use crate::input_batch::InputBatch;
+use crate::input_batch::{InputBatch, Placeholder};
 use crate::runner::{ModelRunner, SeqInput};
 use crate::sampler::{logit_adjustments, row_sampling, sample, SampledToken, SequenceView};
 use crate::Rng;
@@ -19,6 +27,34 @@ pub struct Executor<B: Backend> {
     /// The host-sampled logits of the last step, kept so that a step allocates no new
     /// `[rows, vocab]` buffer (megabytes at a few dozen rows).
     logits_buf: Vec<f32>,
+    /// The latest sampling whose tokens the device holds (0: none yet).
+    last_ticket: u64,
+}
+
+/// A step on the device whose sampled tokens the host has not read yet.
+pub struct PendingStep {
+    ticket: u64,
+    /// Every planned request in order; for each that samples, its sampling row and where its
+    /// placeholder sits in its tokens.
+    planned: Vec<(RequestId, Option<(usize, usize)>)>,
+}
+
+impl PendingStep {
+    /// The requests that sample in this step, in order.
+    pub fn sampled_req_ids(&self) -> impl Iterator<Item = &RequestId> {
+        self.planned
+            .iter()
+            .filter(|(_, s)| s.is_some())
+            .map(|(id, _)| id)
+    }
+}
+
+/// What [`Executor::submit`] gives back.
+pub enum Submitted {
+    /// The step ran and its tokens are known.
+    Done(ModelRunnerOutput),
+    /// The step is queued on the device; [`Executor::collect`] gives its output.
+    Pending(PendingStep),
 }
 
 /// One scheduled request's slice of the step.
@@ -42,6 +78,7 @@ impl<B: Backend> Executor<B> {
             eos_token_ids,
             vocab_size,
             logits_buf: Vec::new(),
+            last_ticket: 0,
         }
     }
 
@@ -49,8 +86,24 @@ impl<B: Backend> Executor<B> {
         &self.runner
     }
 
+    /// Whether steps can be submitted with their tokens left on the device (async scheduling).
+    pub fn can_defer(&self) -> bool {
+        let b = self.runner.backend();
+        b.samples_on_device() && b.supports_deferred_sampling()
+    }
+
     /// Runs one scheduled step and samples where a request completed its known tokens.
     pub fn execute(&mut self, so: &SchedulerOutput) -> Result<ModelRunnerOutput> {
+        match self.submit(so, false)? {
+            Submitted::Done(out) => Ok(out),
+            Submitted::Pending(p) => self.collect(p),
+        }
+    }
+
+    /// Queues one scheduled step. With `defer`, a step whose every row samples on the device
+    /// returns before its tokens reach the host ([`Submitted::Pending`]); otherwise it runs to
+    /// the end.
+    pub fn submit(&mut self, so: &SchedulerOutput, defer: bool) -> Result<Submitted> {
         self.batch.update(so)?;
         let order = so
             .scheduled_new_reqs
@@ -58,6 +111,9 @@ impl<B: Backend> Executor<B> {
             .map(|r| &r.req_id)
             .chain(&so.scheduled_cached_reqs.req_ids);
         let mut plan = Vec::new();
+        // `[t, r]`: the step's input token t is row r of the latest deferred sampling.
+        let mut patches: Vec<[u32; 2]> = Vec::new();
+        let mut flat = 0usize;
         for id in order {
             let Some(&n) = so.num_scheduled_tokens.get(id) else {
                 continue;
@@ -73,6 +129,20 @@ impl<B: Backend> Executor<B> {
                     st.token_ids.len()
                 )));
             }
+            if let Some(p) = st.placeholder {
+                if (st.num_computed_tokens..end).contains(&p.index) {
+                    if p.ticket != self.last_ticket {
+                        return Err(ExecutorError::InvalidStep(format!(
+                            "request {id}: input token {} is from sampling {} but the device \
+                             holds sampling {}",
+                            p.index, p.ticket, self.last_ticket
+                        )));
+                    }
+                    let t = flat + (p.index - st.num_computed_tokens);
+                    patches.push([to_u32(t)?, to_u32(p.row)?]);
+                }
+            }
+            flat += n;
             plan.push(Planned {
                 id: id.clone(),
                 start: st.num_computed_tokens,
@@ -82,7 +152,7 @@ impl<B: Backend> Executor<B> {
         }
         let mut out = ModelRunnerOutput::default();
         if plan.is_empty() {
-            return Ok(out);
+            return Ok(Submitted::Done(out));
         }
         let inputs: Vec<SeqInput<'_>> = plan
             .iter()
@@ -96,8 +166,13 @@ impl<B: Backend> Executor<B> {
                 }
             })
             .collect();
-        let num_logits = self.runner.forward(&inputs)?;
+        let num_logits = self.runner.forward_patched(&inputs, &patches)?;
         drop(inputs);
+        if defer && self.can_defer() && plan.iter().any(|p| p.samples) {
+            if let Some(p) = self.sample_deferred(&plan)? {
+                return Ok(Submitted::Pending(p));
+            }
+        }
         let vocab = self.vocab_size;
         // Where the device samples, only token ids come back, plus the rows the host still
         // samples itself (those that want log-probabilities); otherwise every row comes back.
@@ -128,7 +203,16 @@ impl<B: Backend> Executor<B> {
                 }
                 modes.push(mode);
             }
-            device_tokens = self.runner.sample_on_device(&modes, &adjust)?;
+            device_tokens = if modes.is_empty() {
+                Vec::new()
+            } else if self.can_defer() {
+                // Through a ticket, so that `last_ticket` names what the device holds.
+                let t = self.runner.sample_deferred(&modes, &adjust)?;
+                self.last_ticket = t;
+                self.runner.wait_sampled(t)?
+            } else {
+                self.runner.sample_on_device(&modes, &adjust)?
+            };
             (self.runner.logit_rows(&host_rows)?, host_slot)
         } else {
             let mut all = std::mem::take(&mut self.logits_buf);
@@ -201,6 +285,100 @@ impl<B: Backend> Executor<B> {
             out.logprobs = Some(all_logprobs);
         }
         self.logits_buf = logits;
+        Ok(Submitted::Done(out))
+    }
+
+    /// Queues the device sampling of a planned step and appends a placeholder for each
+    /// request that samples. None (nothing queued) when a row must be sampled on the host.
+    fn sample_deferred(&mut self, plan: &[Planned]) -> Result<Option<PendingStep>> {
+        // Checked before any row draws from its generator, so that the host path that takes
+        // over draws exactly as it would have.
+        let host_row = plan.iter().filter(|p| p.samples).any(|p| {
+            self.batch
+                .requests
+                .get(&p.id)
+                .is_some_and(|st| st.sampling.logprobs.is_some())
+        });
+        if host_row {
+            return Ok(None);
+        }
+        let mut adjust = Vec::new();
+        let mut modes = Vec::new();
+        for p in plan.iter().filter(|p| p.samples) {
+            let st =
+                self.batch.requests.get_mut(&p.id).ok_or_else(|| {
+                    ExecutorError::InvalidStep(format!("request {} vanished", p.id))
+                })?;
+            let mode = row_sampling(&st.sampling, &mut st.rng);
+            let view = SequenceView {
+                prompt: &st.token_ids[..st.prompt_len],
+                output: &st.token_ids[st.prompt_len..],
+                eos_token_ids: &self.eos_token_ids,
+            };
+            logit_adjustments(modes.len() as u32, &st.sampling, &view, &mut adjust);
+            modes.push(mode);
+        }
+        let ticket = self.runner.sample_deferred(&modes, &adjust)?;
+        self.last_ticket = ticket;
+        let mut planned = Vec::with_capacity(plan.len());
+        let mut row = 0;
+        for p in plan {
+            let st =
+                self.batch.requests.get_mut(&p.id).ok_or_else(|| {
+                    ExecutorError::InvalidStep(format!("request {} vanished", p.id))
+                })?;
+            st.num_computed_tokens = p.start + p.len;
+            let sample = if p.samples {
+                let index = st.token_ids.len();
+                st.token_ids.push(0);
+                st.placeholder = Some(Placeholder { index, row, ticket });
+                row += 1;
+                Some((row - 1, index))
+            } else {
+                None
+            };
+            planned.push((p.id.clone(), sample));
+        }
+        Ok(Some(PendingStep { ticket, planned }))
+    }
+
+    /// Waits for a deferred step's tokens and writes them in for its placeholders.
+    pub fn collect(&mut self, pending: PendingStep) -> Result<ModelRunnerOutput> {
+        let tokens = self.runner.wait_sampled(pending.ticket)?;
+        let mut out = ModelRunnerOutput::default();
+        for (id, sample) in pending.planned {
+            let sampled = match sample {
+                Some((row, index)) => {
+                    let token = tokens
+                        .get(row)
+                        .copied()
+                        .filter(|&t| (t as usize) < self.vocab_size)
+                        .ok_or_else(|| {
+                            ExecutorError::InvalidStep(format!(
+                                "the device sampled no valid token for row {row}"
+                            ))
+                        })?;
+                    // A request that finished, or came back from preemption with its tokens
+                    // from the scheduler, no longer holds this placeholder.
+                    if let Some(st) = self.batch.requests.get_mut(&id) {
+                        if let Some(t) = st.token_ids.get_mut(index) {
+                            *t = token;
+                        }
+                        if st.placeholder.is_some_and(|p| p.index == index) {
+                            st.placeholder = None;
+                        }
+                    }
+                    vec![token]
+                }
+                None => Vec::new(),
+            };
+            out.req_ids.push(id);
+            out.sampled_token_ids.push(sampled);
+        }
         Ok(out)
     }
+}
+
+fn to_u32(v: usize) -> Result<u32> {
+    u32::try_from(v).map_err(|_| ExecutorError::InvalidStep(format!("index {v} exceeds u32")))
 }

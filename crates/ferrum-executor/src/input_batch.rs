@@ -17,6 +17,15 @@ use ferrum_types::{SamplingParams, TokenId};
 use crate::error::{ExecutorError, Result};
 use crate::Rng;
 
+/// A token sampled by a deferred step that the host has not read: `token_ids[index]` holds 0
+/// until then, and the device holds the value as row `row` of sampling `ticket`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Placeholder {
+    pub index: usize,
+    pub row: usize,
+    pub ticket: u64,
+}
+
 pub(crate) struct CachedRequestState {
     pub prompt_len: usize,
     pub token_ids: Vec<TokenId>,
@@ -24,6 +33,7 @@ pub(crate) struct CachedRequestState {
     pub num_computed_tokens: usize,
     pub sampling: SamplingParams,
     pub rng: Rng,
+    pub placeholder: Option<Placeholder>,
 }
 
 /// Requests known to the executor, by id.
@@ -59,6 +69,7 @@ impl InputBatch {
                     num_computed_tokens: r.num_computed_tokens,
                     sampling: r.sampling_params.clone(),
                     rng,
+                    placeholder: None,
                 },
             );
         }
@@ -72,6 +83,7 @@ impl InputBatch {
                 state.token_ids.truncate(state.prompt_len);
                 state.token_ids.extend_from_slice(&c.new_token_ids[i]);
                 state.block_table = c.new_block_ids[i].clone();
+                state.placeholder = None;
             } else {
                 state.block_table.extend_from_slice(&c.new_block_ids[i]);
             }

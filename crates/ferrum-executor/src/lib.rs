@@ -11,7 +11,7 @@ mod runner;
 mod sampler;
 
 pub use error::ExecutorError;
-pub use executor::Executor;
+pub use executor::{Executor, PendingStep, Submitted};
 pub use rng::Rng;
 pub use runner::{ModelRunner, SeqInput};
 pub use sampler::{logit_adjustments, row_sampling, sample, Logprobs, SampledToken, SequenceView};

@@ -317,6 +317,18 @@ impl<B: Backend> ModelRunner<B> {
         Ok(self.backend.sample(&mut self.ws.logits, rows, adjust)?)
     }
 
+    /// As [`Self::sample_on_device`], returning at once with a ticket for
+    /// [`Self::wait_sampled`] (see [`Backend::sample_deferred`]).
+    pub fn sample_deferred(&mut self, rows: &[RowSampling], adjust: &[LogitAdjust]) -> Result<u64> {
+        Ok(self
+            .backend
+            .sample_deferred(&mut self.ws.logits, rows, adjust)?)
+    }
+
+    pub fn wait_sampled(&self, ticket: u64) -> Result<Vec<u32>> {
+        Ok(self.backend.wait_sampled(ticket)?)
+    }
+
     /// Logits rows `rows` of the last forward pass as f32, concatenated.
     pub fn logit_rows(&self, rows: &[usize]) -> Result<Vec<f32>> {
         Ok(self.backend.rows_to_host(&self.ws.logits, rows)?)
@@ -370,7 +382,11 @@ impl<B: Backend> ModelRunner<B> {
 
     /// A decode step (one token per sequence, every sequence sampled) through the graph of
     /// its bucket, recorded first if needed. None when the step does not fit a graph.
-    fn forward_graph(&mut self, seqs: &[SeqInput<'_>]) -> Result<Option<usize>> {
+    fn forward_graph(
+        &mut self,
+        seqs: &[SeqInput<'_>],
+        patches: &[[u32; 2]],
+    ) -> Result<Option<usize>> {
         let Some(g) = &self.graphs else {
             return Ok(None);
         };
@@ -409,6 +425,7 @@ impl<B: Backend> ModelRunner<B> {
             )));
         }
         let device_batch = self.backend.prepare_batch(&batch)?;
+        self.backend.patch_input_ids(&device_batch, patches)?;
         if !self.backend.graph_replay(key)? {
             self.backend.graph_begin(key)?;
             let recorded = self.model.forward(
@@ -446,8 +463,19 @@ impl<B: Backend> ModelRunner<B> {
     /// Runs one forward pass and leaves the logits on the device; returns their row count,
     /// one per sequence that asked for logits, in order.
     pub fn forward(&mut self, seqs: &[SeqInput<'_>]) -> Result<usize> {
+        self.forward_patched(seqs, &[])
+    }
+
+    /// As [`Self::forward`], with some input tokens taken on the device from the latest
+    /// deferred sampling: `[t, r]` sets the step's token `t` (counted over the sequences in
+    /// order) to that sampling's row `r` (see [`Backend::patch_input_ids`]).
+    pub fn forward_patched(
+        &mut self,
+        seqs: &[SeqInput<'_>],
+        patches: &[[u32; 2]],
+    ) -> Result<usize> {
         if seqs.len() <= self.max_num_seqs {
-            if let Some(n) = self.forward_graph(seqs)? {
+            if let Some(n) = self.forward_graph(seqs, patches)? {
                 return Ok(n);
             }
         }
@@ -466,6 +494,7 @@ impl<B: Backend> ModelRunner<B> {
         let num_tokens = batch.num_tokens();
         let num_logits = batch.logits_indices.len();
         let device_batch = self.backend.prepare_batch(&batch)?;
+        self.backend.patch_input_ids(&device_batch, patches)?;
         self.model.forward(
             &self.backend,
             &device_batch,
