@@ -3,7 +3,8 @@
 //! of what they know (a prompt chunk that completes the prompt, or a decode step).
 //!
 //! With async scheduling a step may be submitted before the previous one's tokens are on the
-//! host ([`Executor::submit`] with `defer`, then [`Executor::collect`]). Invariants:
+//! host ([`Executor::submit`] with `defer`, then [`Executor::collect`], in deferred.rs).
+//! Invariants:
 //! - a deferred step appends a placeholder (token 0) for each request it samples, so that the
 //!   next step can be planned on counts; the placeholder's value lives on the device until
 //!   `collect` writes it in;
@@ -13,56 +14,31 @@
 use ferrum_backend::{Backend, RowSampling};
 use ferrum_scheduler::{Logprob, ModelRunnerOutput, RequestId, SchedulerOutput, TokenLogprobs};
 
+use crate::deferred::Submitted;
 use crate::error::{ExecutorError, Result};
-use crate::input_batch::{InputBatch, Placeholder};
+use crate::input_batch::InputBatch;
 use crate::runner::{ModelRunner, SeqInput};
 use crate::sampler::{logit_adjustments, row_sampling, sample, SampledToken, SequenceView};
 use crate::Rng;
 
 pub struct Executor<B: Backend> {
-    runner: ModelRunner<B>,
-    batch: InputBatch,
-    eos_token_ids: Vec<u32>,
-    vocab_size: usize,
+    pub(crate) runner: ModelRunner<B>,
+    pub(crate) batch: InputBatch,
+    pub(crate) eos_token_ids: Vec<u32>,
+    pub(crate) vocab_size: usize,
     /// The host-sampled logits of the last step, kept so that a step allocates no new
     /// `[rows, vocab]` buffer (megabytes at a few dozen rows).
     logits_buf: Vec<f32>,
     /// The latest sampling whose tokens the device holds (0: none yet).
-    last_ticket: u64,
-}
-
-/// A step on the device whose sampled tokens the host has not read yet.
-pub struct PendingStep {
-    ticket: u64,
-    /// Every planned request in order; for each that samples, its sampling row and where its
-    /// placeholder sits in its tokens.
-    planned: Vec<(RequestId, Option<(usize, usize)>)>,
-}
-
-impl PendingStep {
-    /// The requests that sample in this step, in order.
-    pub fn sampled_req_ids(&self) -> impl Iterator<Item = &RequestId> {
-        self.planned
-            .iter()
-            .filter(|(_, s)| s.is_some())
-            .map(|(id, _)| id)
-    }
-}
-
-/// What [`Executor::submit`] gives back.
-pub enum Submitted {
-    /// The step ran and its tokens are known.
-    Done(ModelRunnerOutput),
-    /// The step is queued on the device; [`Executor::collect`] gives its output.
-    Pending(PendingStep),
+    pub(crate) last_ticket: u64,
 }
 
 /// One scheduled request's slice of the step.
-struct Planned {
-    id: RequestId,
-    start: usize,
-    len: usize,
-    samples: bool,
+pub(crate) struct Planned {
+    pub id: RequestId,
+    pub start: usize,
+    pub len: usize,
+    pub samples: bool,
 }
 
 impl<B: Backend> Executor<B> {
@@ -286,96 +262,6 @@ impl<B: Backend> Executor<B> {
         }
         self.logits_buf = logits;
         Ok(Submitted::Done(out))
-    }
-
-    /// Queues the device sampling of a planned step and appends a placeholder for each
-    /// request that samples. None (nothing queued) when a row must be sampled on the host.
-    fn sample_deferred(&mut self, plan: &[Planned]) -> Result<Option<PendingStep>> {
-        // Checked before any row draws from its generator, so that the host path that takes
-        // over draws exactly as it would have.
-        let host_row = plan.iter().filter(|p| p.samples).any(|p| {
-            self.batch
-                .requests
-                .get(&p.id)
-                .is_some_and(|st| st.sampling.logprobs.is_some())
-        });
-        if host_row {
-            return Ok(None);
-        }
-        let mut adjust = Vec::new();
-        let mut modes = Vec::new();
-        for p in plan.iter().filter(|p| p.samples) {
-            let st =
-                self.batch.requests.get_mut(&p.id).ok_or_else(|| {
-                    ExecutorError::InvalidStep(format!("request {} vanished", p.id))
-                })?;
-            let mode = row_sampling(&st.sampling, &mut st.rng);
-            let view = SequenceView {
-                prompt: &st.token_ids[..st.prompt_len],
-                output: &st.token_ids[st.prompt_len..],
-                eos_token_ids: &self.eos_token_ids,
-            };
-            logit_adjustments(modes.len() as u32, &st.sampling, &view, &mut adjust);
-            modes.push(mode);
-        }
-        let ticket = self.runner.sample_deferred(&modes, &adjust)?;
-        self.last_ticket = ticket;
-        let mut planned = Vec::with_capacity(plan.len());
-        let mut row = 0;
-        for p in plan {
-            let st =
-                self.batch.requests.get_mut(&p.id).ok_or_else(|| {
-                    ExecutorError::InvalidStep(format!("request {} vanished", p.id))
-                })?;
-            st.num_computed_tokens = p.start + p.len;
-            let sample = if p.samples {
-                let index = st.token_ids.len();
-                st.token_ids.push(0);
-                st.placeholder = Some(Placeholder { index, row, ticket });
-                row += 1;
-                Some((row - 1, index))
-            } else {
-                None
-            };
-            planned.push((p.id.clone(), sample));
-        }
-        Ok(Some(PendingStep { ticket, planned }))
-    }
-
-    /// Waits for a deferred step's tokens and writes them in for its placeholders.
-    pub fn collect(&mut self, pending: PendingStep) -> Result<ModelRunnerOutput> {
-        let tokens = self.runner.wait_sampled(pending.ticket)?;
-        let mut out = ModelRunnerOutput::default();
-        for (id, sample) in pending.planned {
-            let sampled = match sample {
-                Some((row, index)) => {
-                    let token = tokens
-                        .get(row)
-                        .copied()
-                        .filter(|&t| (t as usize) < self.vocab_size)
-                        .ok_or_else(|| {
-                            ExecutorError::InvalidStep(format!(
-                                "the device sampled no valid token for row {row}"
-                            ))
-                        })?;
-                    // A request that finished, or came back from preemption with its tokens
-                    // from the scheduler, no longer holds this placeholder.
-                    if let Some(st) = self.batch.requests.get_mut(&id) {
-                        if let Some(t) = st.token_ids.get_mut(index) {
-                            *t = token;
-                        }
-                        if st.placeholder.is_some_and(|p| p.index == index) {
-                            st.placeholder = None;
-                        }
-                    }
-                    vec![token]
-                }
-                None => Vec::new(),
-            };
-            out.req_ids.push(id);
-            out.sampled_token_ids.push(sampled);
-        }
-        Ok(out)
     }
 }
 
