@@ -218,8 +218,9 @@ impl Request {
         }
     }
 
-    /// Whether the request has every token its length limits allow (it stops when the last
-    /// one is known).
+    /// Whether the request has every token its length limits allow (`max_model_len` or
+    /// `max_tokens` reached): the length stop of `check_stop`, which async scheduling also
+    /// applies before the last token's value is known.
     pub(crate) fn at_length_limit(&self, max_model_len: usize) -> bool {
         self.num_tokens() >= max_model_len
             || self.num_output_tokens() >= self.sampling_params.max_tokens

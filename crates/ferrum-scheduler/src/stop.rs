@@ -12,7 +12,7 @@ pub(crate) fn check_stop(
     max_model_len: usize,
 ) -> Option<(RequestStatus, Option<TokenId>)> {
     let params = &req.sampling_params;
-    if req.num_tokens() >= max_model_len || req.num_output_tokens() >= params.max_tokens {
+    if req.at_length_limit(max_model_len) {
         return Some((RequestStatus::FinishedLength, None));
     }
     if req.num_output_tokens() < params.min_tokens {

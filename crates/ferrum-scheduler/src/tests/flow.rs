@@ -5,22 +5,11 @@ use std::collections::HashMap;
 use ferrum_types::{FinishReason, SamplingParams};
 
 use super::executor::{run_to_completion, solo_output, FakeExecutor};
-use super::{config, prompt, request, scheduler, EOS};
+use super::{config, plan, prompt, request, scheduler, EOS};
 use crate::{
-    ModelRunnerOutput, Request, RequestStatus, SchedulerConfig, SchedulerError, SchedulerOutput,
-    SchedulingPolicy, TokenLogprobs,
+    ModelRunnerOutput, Request, RequestStatus, SchedulerConfig, SchedulerError, SchedulingPolicy,
+    TokenLogprobs,
 };
-
-/// `id → tokens` of one step, sorted for comparison.
-fn plan(out: &SchedulerOutput) -> Vec<(String, usize)> {
-    let mut v: Vec<_> = out
-        .num_scheduled_tokens
-        .iter()
-        .map(|(id, &n)| (id.to_string(), n))
-        .collect();
-    v.sort();
-    v
-}
 
 fn p(pairs: &[(&str, usize)]) -> Vec<(String, usize)> {
     pairs.iter().map(|&(id, n)| (id.to_string(), n)).collect()

@@ -32,6 +32,17 @@ pub(crate) fn scheduler(config: SchedulerConfig) -> Scheduler {
     Scheduler::new(config).expect("valid config")
 }
 
+/// `id → tokens` of one step, sorted for comparison.
+pub(crate) fn plan(out: &crate::SchedulerOutput) -> Vec<(String, usize)> {
+    let mut v: Vec<_> = out
+        .num_scheduled_tokens
+        .iter()
+        .map(|(id, &n)| (id.to_string(), n))
+        .collect();
+    v.sort();
+    v
+}
+
 /// A prompt of `len` tokens starting at `first` (distinct `first`s give distinct prompts).
 pub(crate) fn prompt(first: TokenId, len: usize) -> Vec<TokenId> {
     (first..first + len as TokenId).collect()

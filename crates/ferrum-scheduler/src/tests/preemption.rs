@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use super::executor::{solo_output, FakeExecutor};
-use super::{config, prompt, request, scheduler};
+use super::{config, plan, prompt, request, scheduler};
 use crate::{RequestStatus, Scheduler, SchedulerConfig};
 
 fn tiny(num_gpu_blocks: usize) -> Scheduler {
@@ -11,16 +11,6 @@ fn tiny(num_gpu_blocks: usize) -> Scheduler {
         num_gpu_blocks,
         ..config()
     })
-}
-
-fn plan(out: &crate::SchedulerOutput) -> Vec<(String, usize)> {
-    let mut v: Vec<_> = out
-        .num_scheduled_tokens
-        .iter()
-        .map(|(id, &n)| (id.to_string(), n))
-        .collect();
-    v.sort();
-    v
 }
 
 #[test]

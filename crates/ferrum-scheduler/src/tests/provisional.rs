@@ -8,26 +8,21 @@ use std::collections::HashMap;
 use ferrum_types::{FinishReason, SamplingParams, TokenId};
 
 use super::executor::FakeExecutor;
-use super::{config, prompt, scheduler, EOS};
+use super::{config, plan, prompt, scheduler, EOS};
 use crate::{ModelRunnerOutput, Request, RequestId, Scheduler, SchedulerConfig, PLACEHOLDER_TOKEN};
 
 type Results = HashMap<RequestId, (Vec<TokenId>, Option<FinishReason>)>;
 /// Each step's plan: scheduled (request, tokens) sorted, and the preempted requests.
 type Plans = Vec<(Vec<(String, usize)>, Vec<String>)>;
 
-fn plan(out: &crate::SchedulerOutput) -> (Vec<(String, usize)>, Vec<String>) {
-    let mut v: Vec<_> = out
-        .num_scheduled_tokens
-        .iter()
-        .map(|(id, &n)| (id.to_string(), n))
-        .collect();
-    v.sort();
+/// A step's plan and its preemptions.
+fn step_plan(out: &crate::SchedulerOutput) -> (Vec<(String, usize)>, Vec<String>) {
     let preempted = out
         .preempted_req_ids
         .iter()
         .map(|i| i.to_string())
         .collect();
-    (v, preempted)
+    (plan(out), preempted)
 }
 
 fn record(results: &mut Results, outputs: Vec<crate::EngineCoreOutput>) {
@@ -55,7 +50,7 @@ fn run_sync(s: &mut Scheduler, max_steps: usize) -> (Results, Plans) {
     while s.has_unfinished_requests() {
         assert!(exec.steps < max_steps, "no completion");
         let (out, outputs) = exec.step(s);
-        plans.push(plan(&out));
+        plans.push(step_plan(&out));
         record(&mut results, outputs);
     }
     (results, plans)
@@ -81,7 +76,7 @@ fn run_async(s: &mut Scheduler, max_steps: usize, abort_at: &[(usize, &str)]) ->
         }
         let out = s.schedule();
         if !out.is_empty() {
-            plans.push(plan(&out));
+            plans.push(step_plan(&out));
         }
         let ran = exec.execute(s, &out);
         if let Some(prev) = in_flight.take() {
