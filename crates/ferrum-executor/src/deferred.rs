@@ -11,9 +11,8 @@ use ferrum_backend::Backend;
 use ferrum_scheduler::{ModelRunnerOutput, RequestId};
 
 use crate::error::{ExecutorError, Result};
-use crate::executor::{Executor, Planned};
+use crate::executor::{DeviceRows, Executor, Planned};
 use crate::input_batch::Placeholder;
-use crate::sampler::{logit_adjustments, row_sampling, SequenceView};
 
 /// A step on the device whose sampled tokens the host has not read yet.
 pub struct PendingStep {
@@ -56,31 +55,14 @@ impl<B: Backend> Executor<B> {
         if host_row {
             return Ok(None);
         }
-        let mut adjust = Vec::new();
-        let mut modes = Vec::new();
-        for p in plan.iter().filter(|p| p.samples) {
-            let st =
-                self.batch.requests.get_mut(&p.id).ok_or_else(|| {
-                    ExecutorError::InvalidStep(format!("request {} vanished", p.id))
-                })?;
-            let mode = row_sampling(&st.sampling, &mut st.rng);
-            let view = SequenceView {
-                prompt: &st.token_ids[..st.prompt_len],
-                output: &st.token_ids[st.prompt_len..],
-                eos_token_ids: &self.eos_token_ids,
-            };
-            logit_adjustments(modes.len() as u32, &st.sampling, &view, &mut adjust);
-            modes.push(mode);
-        }
+        // No row is sampled on the host (checked above), so every row has its adjustments.
+        let DeviceRows { modes, adjust, .. } = self.device_rows(plan)?;
         let ticket = self.runner.sample_deferred(&modes, &adjust)?;
         self.last_ticket = ticket;
         let mut planned = Vec::with_capacity(plan.len());
         let mut row = 0;
         for p in plan {
-            let st =
-                self.batch.requests.get_mut(&p.id).ok_or_else(|| {
-                    ExecutorError::InvalidStep(format!("request {} vanished", p.id))
-                })?;
+            let st = self.batch.state_mut(&p.id)?;
             st.num_computed_tokens = p.start + p.len;
             let sample = if p.samples {
                 let index = st.token_ids.len();

@@ -11,7 +11,7 @@
 //! - a planned input token that is still a placeholder is always the latest deferred
 //!   sampling's, and the device copies it in before the forward pass reads it.
 
-use ferrum_backend::{Backend, RowSampling};
+use ferrum_backend::{Backend, LogitAdjust, RowSampling};
 use ferrum_scheduler::{Logprob, ModelRunnerOutput, RequestId, SchedulerOutput, TokenLogprobs};
 
 use crate::deferred::Submitted;
@@ -155,30 +155,12 @@ impl<B: Backend> Executor<B> {
         // `host_slot[r]`: where logits row r sits in `logits` when the host samples it.
         let mut device_tokens = Vec::new();
         let (mut logits, host_slot) = if self.runner.backend().samples_on_device() {
-            let mut adjust = Vec::new();
-            let mut modes = Vec::new();
-            let mut host_rows = Vec::new();
-            let mut host_slot = Vec::new();
-            for p in plan.iter().filter(|p| p.samples) {
-                let st = self.batch.requests.get_mut(&p.id).ok_or_else(|| {
-                    ExecutorError::InvalidStep(format!("request {} vanished", p.id))
-                })?;
-                let mode = row_sampling(&st.sampling, &mut st.rng);
-                let row = modes.len();
-                if mode == RowSampling::Host {
-                    host_slot.push(Some(host_rows.len()));
-                    host_rows.push(row);
-                } else {
-                    host_slot.push(None);
-                    let view = SequenceView {
-                        prompt: &st.token_ids[..st.prompt_len],
-                        output: &st.token_ids[st.prompt_len..],
-                        eos_token_ids: &self.eos_token_ids,
-                    };
-                    logit_adjustments(row as u32, &st.sampling, &view, &mut adjust);
-                }
-                modes.push(mode);
-            }
+            let DeviceRows {
+                modes,
+                adjust,
+                host_rows,
+                host_slot,
+            } = self.device_rows(&plan)?;
             device_tokens = if modes.is_empty() {
                 Vec::new()
             } else if self.can_defer() {
@@ -200,10 +182,7 @@ impl<B: Backend> Executor<B> {
         let mut all_logprobs = Vec::with_capacity(plan.len());
         for p in &plan {
             out.req_ids.push(p.id.clone());
-            let st =
-                self.batch.requests.get_mut(&p.id).ok_or_else(|| {
-                    ExecutorError::InvalidStep(format!("request {} vanished", p.id))
-                })?;
+            let st = self.batch.state_mut(&p.id)?;
             st.num_computed_tokens = p.start + p.len;
             if !p.samples {
                 out.sampled_token_ids.push(Vec::new());
@@ -262,6 +241,47 @@ impl<B: Backend> Executor<B> {
         }
         self.logits_buf = logits;
         Ok(Submitted::Done(out))
+    }
+}
+
+/// How the device samples a step's rows (see [`Executor::device_rows`]).
+pub(crate) struct DeviceRows {
+    pub modes: Vec<RowSampling>,
+    pub adjust: Vec<LogitAdjust>,
+    /// Rows the host samples itself, and for each sampling row its place among them.
+    pub host_rows: Vec<usize>,
+    pub host_slot: Vec<Option<usize>>,
+}
+
+impl<B: Backend> Executor<B> {
+    /// Each sampling row's mode (one draw from its request's generator) and, for rows the
+    /// device samples, its logit adjustments.
+    pub(crate) fn device_rows(&mut self, plan: &[Planned]) -> Result<DeviceRows> {
+        let mut rows = DeviceRows {
+            modes: Vec::new(),
+            adjust: Vec::new(),
+            host_rows: Vec::new(),
+            host_slot: Vec::new(),
+        };
+        for p in plan.iter().filter(|p| p.samples) {
+            let st = self.batch.state_mut(&p.id)?;
+            let mode = row_sampling(&st.sampling, &mut st.rng);
+            let row = rows.modes.len();
+            if mode == RowSampling::Host {
+                rows.host_slot.push(Some(rows.host_rows.len()));
+                rows.host_rows.push(row);
+            } else {
+                rows.host_slot.push(None);
+                let view = SequenceView {
+                    prompt: &st.token_ids[..st.prompt_len],
+                    output: &st.token_ids[st.prompt_len..],
+                    eos_token_ids: &self.eos_token_ids,
+                };
+                logit_adjustments(row as u32, &st.sampling, &view, &mut rows.adjust);
+            }
+            rows.modes.push(mode);
+        }
+        Ok(rows)
     }
 }
 

@@ -53,6 +53,13 @@ impl InputBatch {
         }
     }
 
+    /// The state of a request the step planned.
+    pub fn state_mut(&mut self, id: &RequestId) -> Result<&mut CachedRequestState> {
+        self.requests
+            .get_mut(id)
+            .ok_or_else(|| ExecutorError::InvalidStep(format!("request {id} vanished")))
+    }
+
     /// Applies one step's additions, removals and diffs.
     pub fn update(&mut self, so: &SchedulerOutput) -> Result<()> {
         for id in &so.finished_req_ids {
