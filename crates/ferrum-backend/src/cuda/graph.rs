@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use cudarc::driver::sys::{CUgraphInstantiate_flags, CUstreamCaptureMode};
 use cudarc::driver::{CudaGraph, CudaSlice, CudaStream};
 
-use super::tensor::addr;
+use super::tensor::{addr, grow_zeroed, too_small};
 use super::CudaError;
 use crate::{BackendError, Result};
 
@@ -59,43 +59,14 @@ impl Inner {
     ) -> Result<()> {
         // Each buffer drops the graphs as soon as it moves, so that a failure growing the
         // other leaves no graph with a freed address.
-        if grow_zeroed(&mut self.scratch, floats, stream, "scratch", card)? {
+        if grow_zeroed(&mut self.scratch, floats, stream, "attention scratch", card)? {
             self.graphs.clear();
         }
-        if grow_zeroed(&mut self.counts, counts, stream, "counts", card)? {
+        if grow_zeroed(&mut self.counts, counts, stream, "attention counts", card)? {
             self.graphs.clear();
         }
         Ok(())
     }
-}
-
-/// Whether `buf` holds fewer than `need` elements (`need` 0: never).
-fn too_small<T>(buf: &Option<CudaSlice<T>>, need: usize) -> bool {
-    need > 0 && buf.as_ref().is_none_or(|b| b.len() < need)
-}
-
-/// Replaces `buf` with a zeroed one of `need` elements and room to spare (so that slowly
-/// growing contexts do not reallocate every step) when it is too small; returns whether it did.
-fn grow_zeroed<T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>(
-    buf: &mut Option<CudaSlice<T>>,
-    need: usize,
-    stream: &Arc<CudaStream>,
-    what: &str,
-    card: &str,
-) -> Result<bool> {
-    if !too_small(buf, need) {
-        return Ok(false);
-    }
-    // The old buffer is freed in stream order, after the work that still reads it.
-    *buf = None;
-    let len = need + need / 2;
-    *buf = Some(stream.alloc_zeros::<T>(len).map_err(|e| {
-        BackendError::OutOfMemory(format!(
-            "attention {what}: {} MiB on {card}: {e}",
-            (len * std::mem::size_of::<T>()) >> 20
-        ))
-    })?);
-    Ok(true)
 }
 
 #[derive(Default)]

@@ -57,7 +57,7 @@ pub fn compile_kernels(arch: u32, dtype: CudaDType) -> std::result::Result<Strin
 }
 pub use tensor::{CudaActivations, CudaBatch, CudaKvCache, CudaRope, CudaWeight};
 
-use tensor::{addr, BatchOffsets};
+use tensor::addr;
 
 /// Enqueues kernel `$f` with the given arguments; evaluates to `Result<()>`.
 ///
@@ -92,7 +92,7 @@ mod attention;
 mod linear;
 mod norm;
 mod rope_kv;
-use attention::AttentionWork;
+mod step_batch;
 
 /// Threads per block of the row-wise kernels.
 const ROW_THREADS: u32 = 256;
@@ -409,62 +409,7 @@ impl Backend for CudaBackend {
 
     fn prepare_batch(&self, b: &AttentionBatch<'_>) -> Result<CudaBatch> {
         let _t = self.timer(|| "prepare_batch".into());
-        let n = b.num_tokens();
-        let s = b.num_seqs();
-        let mut host: Vec<u32> = Vec::with_capacity(4 * n + 2 * s + 1 + b.block_tables.len());
-        let mut off = BatchOffsets::default();
-        let mut push = |v: &[u32], at: &mut usize| {
-            *at = host.len();
-            host.extend_from_slice(v);
-        };
-        push(b.input_ids, &mut off.input_ids);
-        push(b.positions, &mut off.positions);
-        push(b.slot_mapping, &mut off.slot_mapping);
-        push(b.query_start_loc, &mut off.query_start_loc);
-        push(b.seq_lens, &mut off.seq_lens);
-        let tables = &b.block_tables[..(s * b.max_blocks_per_seq).min(b.block_tables.len())];
-        push(tables, &mut off.block_tables);
-        push(b.logits_indices, &mut off.logits_indices);
-        // Which sequence each token belongs to, so the attention kernel needs no search.
-        let mut token_seq = Vec::with_capacity(n);
-        for (i, w) in b.query_start_loc.windows(2).enumerate() {
-            token_seq.extend(std::iter::repeat_n(
-                i as u32,
-                w[1].saturating_sub(w[0]) as usize,
-            ));
-        }
-        if token_seq.len() != n {
-            return Err(BackendError::Batch(format!(
-                "query_start_loc covers {} tokens, the batch has {n}",
-                token_seq.len()
-            )));
-        }
-        push(&token_seq, &mut off.token_seq);
-        let work = AttentionWork::new(b.query_start_loc, b.seq_lens);
-        push(&work.prefill_items, &mut off.prefill_items);
-        push(&work.decode_tokens, &mut off.decode_tokens);
-        let (base, generation) = if host.is_empty() {
-            (0, 0)
-        } else {
-            self.graphs.upload(&self.stream, &host)?
-        };
-        Ok(CudaBatch {
-            base,
-            generation,
-            num_tokens: n,
-            num_seqs: s,
-            num_logits: b.logits_indices.len(),
-            max_blocks_per_seq: b.max_blocks_per_seq,
-            off,
-            max_position: b.positions.iter().copied().max(),
-            max_slot: b.slot_mapping.iter().copied().max(),
-            max_block: tables.iter().copied().max(),
-            num_prefill_items: work.prefill_items.len() / 2,
-            num_decode_tokens: work.decode_tokens.len(),
-            max_decode_ctx: work.max_decode_ctx,
-            max_seq_len: b.seq_lens.iter().copied().max(),
-            queries_exceed_context: work.queries_exceed_context,
-        })
+        step_batch::upload(self, b)
     }
 
     fn embedding(

@@ -13,7 +13,7 @@
 
 use cudarc::driver::{CudaEvent, CudaSlice, LaunchConfig, PinnedHostSlice, PushKernelArg};
 
-use super::tensor::CudaBatch;
+use super::tensor::{grow_zeroed, CudaBatch};
 use super::{as_u32, launch_err, CudaActivations, CudaBackend, CudaError};
 use crate::{BackendError, LogitAdjust, Result, RowSampling};
 
@@ -36,6 +36,12 @@ pub(super) struct SamplerState {
     staging: super::host_ring::HostRing,
 }
 
+fn state(be: &CudaBackend) -> Result<std::sync::MutexGuard<'_, SamplerState>> {
+    be.sampler
+        .lock()
+        .map_err(|_| BackendError::Device("sampler state poisoned".into()))
+}
+
 /// `buf`, grown to at least `len` words (its contents are not kept).
 fn ensure(
     be: &CudaBackend,
@@ -43,13 +49,7 @@ fn ensure(
     len: usize,
     what: &str,
 ) -> Result<()> {
-    if buf.as_ref().is_none_or(|b| b.len() < len) {
-        let want = len.next_power_of_two().max(1024);
-        *buf = Some(be.stream.alloc_zeros::<u32>(want).map_err(|e| {
-            BackendError::OutOfMemory(format!("sampling {what} ({want} words): {e}"))
-        })?);
-    }
-    Ok(())
+    grow_zeroed(buf, len, &be.stream, what, &be.info.name).map(|_| ())
 }
 
 /// u32 words per row (see the kernel's header).
@@ -124,10 +124,7 @@ pub(super) fn sample_deferred(
             a.post_add.to_bits(),
         ]);
     }
-    let mut st = be
-        .sampler
-        .lock()
-        .map_err(|_| BackendError::Device("sampler state poisoned".into()))?;
+    let mut st = state(be)?;
     let st = &mut *st;
     let ticket = st.issued + 1;
     let slot = (ticket % 2) as usize;
@@ -136,14 +133,12 @@ pub(super) fn sample_deferred(
             "sampling ticket {ticket} issued before ticket {old} was read"
         )));
     }
-    ensure(be, &mut st.params, host.len(), "parameters")?;
+    ensure(be, &mut st.params, host.len(), "sampling parameters")?;
     // The token buffer is sized once for every row the logits can hold, so that a later
     // growth never drops the tokens a patch still reads.
     let capacity = logits.capacity_rows.max(n);
-    if st.tokens.as_ref().is_none_or(|b| b.len() < n) {
-        ensure(be, &mut st.tokens, capacity, "tokens")?;
-    }
-    let (Some(params), Some(tokens)) = (st.params.as_mut(), st.tokens.as_ref()) else {
+    ensure(be, &mut st.tokens, capacity, "sampled tokens")?;
+    let (Some(params), Some(tokens)) = (st.params.as_ref(), st.tokens.as_ref()) else {
         return Err(BackendError::Device("sampling buffers missing".into()));
     };
     let base = super::addr(params, &be.stream);
@@ -194,10 +189,7 @@ pub(super) fn sample_deferred(
 }
 
 pub(super) fn wait_sampled(be: &CudaBackend, ticket: u64) -> Result<Vec<u32>> {
-    let mut st = be
-        .sampler
-        .lock()
-        .map_err(|_| BackendError::Device("sampler state poisoned".into()))?;
+    let mut st = state(be)?;
     let slot = (ticket % 2) as usize;
     if st.unread[slot] != Some(ticket) {
         return Err(BackendError::Device(format!(
@@ -225,10 +217,7 @@ pub(super) fn patch_input_ids(
         return Ok(());
     }
     be.live(batch)?;
-    let mut st = be
-        .sampler
-        .lock()
-        .map_err(|_| BackendError::Device("sampler state poisoned".into()))?;
+    let mut st = state(be)?;
     let st = &mut *st;
     let rows = st.latest_rows;
     let mut host = Vec::with_capacity(2 * patches.len());
@@ -242,7 +231,7 @@ pub(super) fn patch_input_ids(
         host.extend_from_slice(&[t, r]);
     }
     ensure(be, &mut st.pairs, host.len(), "input patches")?;
-    let (Some(pairs), Some(tokens)) = (st.pairs.as_mut(), st.tokens.as_ref()) else {
+    let (Some(pairs), Some(tokens)) = (st.pairs.as_ref(), st.tokens.as_ref()) else {
         return Err(BackendError::Device(
             "no sampled tokens to patch from".into(),
         ));

@@ -15,6 +15,8 @@
 //!   `(seq, first query)` items of `PREFILL_ITEM_TOKENS` queries for every sequence with more
 //!   than one query in the step, and the token rows of sequences with exactly one.
 
+use std::sync::Arc;
+
 use cudarc::driver::{CudaSlice, CudaStream, DevicePtr};
 
 use crate::{BackendError, KvCacheSpec, Result};
@@ -182,4 +184,33 @@ impl CudaBatch {
             self.base + 4 * off as u64
         }
     }
+}
+
+/// Whether `buf` holds fewer than `need` elements (`need` 0: never).
+pub(crate) fn too_small<T>(buf: &Option<CudaSlice<T>>, need: usize) -> bool {
+    need > 0 && buf.as_ref().is_none_or(|b| b.len() < need)
+}
+
+/// Replaces `buf` with a zeroed one of `need` elements and room to spare (so that slowly
+/// growing contexts do not reallocate every step) when it is too small; returns whether it did.
+pub(crate) fn grow_zeroed<T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>(
+    buf: &mut Option<CudaSlice<T>>,
+    need: usize,
+    stream: &Arc<CudaStream>,
+    what: &str,
+    card: &str,
+) -> Result<bool> {
+    if !too_small(buf, need) {
+        return Ok(false);
+    }
+    // The old buffer is freed in stream order, after the work that still reads it.
+    *buf = None;
+    let len = need + need / 2;
+    *buf = Some(stream.alloc_zeros::<T>(len).map_err(|e| {
+        BackendError::OutOfMemory(format!(
+            "{what}: {} MiB on {card}: {e}",
+            (len * std::mem::size_of::<T>()) >> 20
+        ))
+    })?);
+    Ok(true)
 }
