@@ -9,9 +9,12 @@
 
 use std::path::Path;
 
-use ferrum_engine::{start_engine, Device, EngineConfig, EngineHandle};
+mod common;
+
+use common::{engine, run_jobs};
+use ferrum_engine::{Device, EngineConfig};
 use ferrum_model::ModelBundle;
-use ferrum_types::{EngineRequest, FinishReason, SamplingParams};
+use ferrum_types::{FinishReason, SamplingParams};
 
 const VOCAB: u32 = 400;
 
@@ -25,38 +28,7 @@ fn gpu() -> bool {
     }
 }
 
-fn engine(model: &Path, cfg: EngineConfig) -> EngineHandle {
-    let bundle = ModelBundle::open(model).expect("open model");
-    start_engine(&bundle, cfg).expect("start engine").0
-}
-
 type Outcome = (Vec<u32>, Option<FinishReason>);
-
-/// Runs every job concurrently; each one's tokens and finish reason, and the pool's usage
-/// after all finished.
-fn run_all(h: &EngineHandle, jobs: &[(Vec<u32>, SamplingParams)]) -> Vec<Outcome> {
-    let mut streams: Vec<_> = jobs
-        .iter()
-        .enumerate()
-        .map(|(i, (p, sp))| {
-            h.add_request(EngineRequest::new(format!("r{i}"), p.clone(), sp.clone()))
-                .expect("add")
-        })
-        .collect();
-    streams
-        .iter_mut()
-        .map(|s| {
-            let mut ids = Vec::new();
-            let mut finish = None;
-            while let Some(o) = s.blocking_next() {
-                assert_ne!(o.finish_reason, Some(FinishReason::Error), "{:?}", o.error);
-                ids.extend(o.new_token_ids);
-                finish = o.finish_reason.or(finish);
-            }
-            (ids, finish)
-        })
-        .collect()
-}
 
 fn prompt(i: u32, len: usize) -> Vec<u32> {
     (0..len as u32)
@@ -123,7 +95,7 @@ fn compare(
             },
         );
         let idle = h.stats().kv_cache_usage;
-        outcomes.push(run_all(&h, jobs));
+        outcomes.push(run_jobs(&h, jobs));
         let stats = h.stats();
         assert_eq!(
             stats.kv_cache_usage, idle,

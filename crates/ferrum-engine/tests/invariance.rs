@@ -6,7 +6,10 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use ferrum_engine::{start_engine, EngineConfig, EngineHandle};
+mod common;
+
+use common::{engine, run_jobs};
+use ferrum_engine::{EngineConfig, EngineHandle};
 use ferrum_model::ModelBundle;
 use ferrum_types::{EngineRequest, FinishReason, SamplingParams};
 
@@ -17,31 +20,19 @@ fn default_model() -> PathBuf {
     p
 }
 
-fn engine(model: &std::path::Path, cfg: EngineConfig) -> EngineHandle {
-    let bundle = ModelBundle::open(model).expect("open model");
-    start_engine(&bundle, cfg).expect("start engine").0
-}
-
 /// Runs every prompt concurrently and returns each one's generated ids.
 fn run_all(h: &EngineHandle, prompts: &[Vec<u32>], max_tokens: usize) -> Vec<Vec<u32>> {
-    let mut streams: Vec<_> = prompts
+    let jobs: Vec<(Vec<u32>, SamplingParams)> = prompts
         .iter()
-        .enumerate()
-        .map(|(i, p)| {
+        .map(|p| {
             let mut sp = SamplingParams::greedy(max_tokens);
             sp.ignore_eos = true;
-            h.add_request(EngineRequest::new(format!("r{i}"), p.clone(), sp))
-                .expect("add")
+            (p.clone(), sp)
         })
         .collect();
-    streams
-        .iter_mut()
-        .map(|s| {
-            let mut ids = Vec::new();
-            while let Some(o) = s.blocking_next() {
-                assert_ne!(o.finish_reason, Some(FinishReason::Error), "{:?}", o.error);
-                ids.extend(o.new_token_ids);
-            }
+    run_jobs(h, &jobs)
+        .into_iter()
+        .map(|(ids, _)| {
             assert_eq!(ids.len(), max_tokens);
             ids
         })
