@@ -7,9 +7,13 @@
 //! - Keys are compared as SHA-256 digests in constant time, against every configured key
 //!   without stopping early, so timing reveals neither the key nor which key matched.
 //! - The decision uses only the request's own path, never a URL rebuilt from the Host header.
+//! - A refusal says `Connection: close`: the request's body is never read, so the connection
+//!   cannot carry another request, and a client that pooled it (Java's HttpClient does) would
+//!   send its next request into a closing socket and get no answer at all.
 
 use axum::extract::{Request, State};
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, CONNECTION};
+use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
@@ -65,14 +69,18 @@ pub async fn require_key(State(state): State<AppState>, req: Request, next: Next
     if open || req.method() == axum::http::Method::OPTIONS {
         return next.run(req).await;
     }
-    match bearer(&req) {
-        Some(key) if state.api_keys.accepts(key) => next.run(req).await,
+    let mut refusal = match bearer(&req) {
+        Some(key) if state.api_keys.accepts(key) => return next.run(req).await,
         // Ollama's clients read `{"error": "..."}`; everyone else gets the OpenAI shape.
         _ if path.starts_with("/api/") => {
             crate::routes::ollama::reply::error(ApiError::Unauthorized)
         }
         _ => ApiError::Unauthorized.into_response(),
-    }
+    };
+    refusal
+        .headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    refusal
 }
 
 #[cfg(test)]

@@ -457,8 +457,11 @@ async fn auth_on_every_route_but_health() {
             .header("authorization", header)
             .body(Body::empty())
             .expect("req");
-        let (s, _, _) = app.send(req).await;
+        let (s, headers, _) = app.send(req).await;
         assert_eq!(s == StatusCode::OK, ok, "{header}");
+        // A refused request's body is never read: the connection must not be reused.
+        let close = headers.get("connection").is_some_and(|v| v == "close");
+        assert_eq!(close, !ok, "{header}: connection header");
     }
     let app = TestApp::with(|o| {
         o.api_keys = vec!["k".into()];
