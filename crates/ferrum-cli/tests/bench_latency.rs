@@ -1,5 +1,6 @@
 //! `ferrum bench latency` on a tiny random-weight model: every timed batch is reported, and the
-//! mean and percentiles in the JSON are those of the listed latencies (numpy's definitions).
+//! mean and percentiles in the JSON are those of the listed latencies (numpy's definitions), and
+//! the first-token and per-token times fit inside the latency they split.
 
 use serde_json::Value;
 
@@ -51,4 +52,16 @@ fn reports_each_batch_and_numpy_statistics() {
     assert!(close(p("25"), l[0] + 0.75 * (l[1] - l[0])));
     assert!(close(p("99"), l[2] + 0.97 * (l[3] - l[2])));
     assert!(stdout.contains("Avg latency:") && stdout.contains("99% percentile latency:"));
+    let line = |prefix: &str| -> f64 {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|v| v.trim_end_matches(" seconds").parse().ok())
+            .unwrap_or_else(|| panic!("no '{prefix}' line in {stdout}"))
+    };
+    let ttft = line("Avg time to first token: ");
+    let tpot = line("Avg time per output token after the first: ");
+    // A request's first token and its 4 later ones all arrive within its batch's latency.
+    assert!(ttft > 0.0 && tpot > 0.0, "{stdout}");
+    assert!(ttft + 4.0 * tpot <= avg * (1.0 + 1e-9), "{stdout}");
 }

@@ -5,6 +5,10 @@
 //!
 //! Reports the mean and the 10/25/50/75/90/99th percentiles (numpy's linear interpolation) in
 //! seconds, and vLLM's JSON (`avg_latency`, `latencies`, `percentiles`) with `--output-json`.
+//! Besides vLLM's lines it prints the mean time to the first token and the mean time per output
+//! token after the first (TPOT, as `bench serve` defines it): the latency averages the prefill
+//! into every token, TPOT is the decode step alone. Each request's stream is read on its own
+//! thread, so that arrival times are not those of a reader busy with another stream.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -51,13 +55,45 @@ pub struct LatencyArgs {
 
 const PERCENTAGES: [f64; 6] = [10.0, 25.0, 50.0, 75.0, 90.0, 99.0];
 
-/// Runs one batch to completion and returns its wall time in seconds.
+/// One timed batch: its wall time, and per request the time to its first token and its mean
+/// time per output token after the first (seconds).
+struct BatchTiming {
+    latency: f64,
+    ttft: Vec<f64>,
+    tpot: Vec<f64>,
+}
+
+/// Reads one request's stream to the end: (first-token time, last-token time) since `start`.
+fn drain(
+    mut s: ferrum_engine::RequestStream,
+    start: Instant,
+    expected: usize,
+    i: usize,
+) -> Result<(f64, f64)> {
+    let (mut n, mut first, mut last) = (0, None, 0.0);
+    while let Some(o) = s.blocking_next() {
+        if o.finish_reason == Some(FinishReason::Error) {
+            bail!("request {i} failed: {}", o.error.unwrap_or_default());
+        }
+        if !o.new_token_ids.is_empty() {
+            last = start.elapsed().as_secs_f64();
+            first.get_or_insert(last);
+        }
+        n += o.new_token_ids.len();
+    }
+    if n != expected {
+        bail!("request {i} produced {n} tokens, expected {expected}");
+    }
+    Ok((first.unwrap_or(last), last))
+}
+
+/// Runs one batch to completion.
 fn run_batch(
     engine: &EngineHandle,
     prompts: &[Vec<u32>],
     a: &LatencyArgs,
     iter: usize,
-) -> Result<f64> {
+) -> Result<BatchTiming> {
     let start = Instant::now();
     let streams = prompts
         .iter()
@@ -76,19 +112,30 @@ fn run_batch(
             ))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    for (i, mut s) in streams.into_iter().enumerate() {
-        let mut n = 0;
-        while let Some(o) = s.blocking_next() {
-            if o.finish_reason == Some(FinishReason::Error) {
-                bail!("request {i} failed: {}", o.error.unwrap_or_default());
-            }
-            n += o.new_token_ids.len();
-        }
-        if n != a.output_len {
-            bail!("request {i} produced {n} tokens, expected {}", a.output_len);
-        }
-    }
-    Ok(start.elapsed().as_secs_f64())
+    let times = std::thread::scope(|scope| {
+        let readers: Vec<_> = streams
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| scope.spawn(move || drain(s, start, a.output_len, i)))
+            .collect();
+        readers
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a stream reader panicked")))
+            })
+            .collect::<Result<Vec<_>>>()
+    })?;
+    let latency = start.elapsed().as_secs_f64();
+    let decode_tokens = a.output_len.saturating_sub(1).max(1) as f64;
+    Ok(BatchTiming {
+        latency,
+        ttft: times.iter().map(|&(f, _)| f).collect(),
+        tpot: times
+            .iter()
+            .map(|&(f, l)| (l - f) / decode_tokens)
+            .collect(),
+    })
 }
 
 pub fn run(a: LatencyArgs) -> Result<std::process::ExitCode> {
@@ -135,13 +182,24 @@ pub fn run(a: LatencyArgs) -> Result<std::process::ExitCode> {
     for i in 0..a.num_iters_warmup {
         run_batch(&engine, &prompts, &a, i)?;
     }
-    let mut latencies = Vec::with_capacity(a.num_iters);
+    let (mut latencies, mut ttft, mut tpot) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..a.num_iters {
-        latencies.push(run_batch(&engine, &prompts, &a, a.num_iters_warmup + i)?);
+        let t = run_batch(&engine, &prompts, &a, a.num_iters_warmup + i)?;
+        latencies.push(t.latency);
+        ttft.extend(t.ttft);
+        tpot.extend(t.tpot);
     }
     engine.shutdown_and_wait(std::time::Duration::from_secs(10));
-    let avg = latencies.iter().sum::<f64>() / latencies.len() as f64;
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let avg = mean(&latencies);
     println!("Avg latency: {avg} seconds");
+    println!("Avg time to first token: {} seconds", mean(&ttft));
+    if a.output_len > 1 {
+        println!(
+            "Avg time per output token after the first: {} seconds",
+            mean(&tpot)
+        );
+    }
     let mut pct = serde_json::Map::new();
     for p in PERCENTAGES {
         let v = percentile(&latencies, p);
