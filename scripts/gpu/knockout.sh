@@ -8,7 +8,8 @@
 #
 # Output: the full step per token on the first row, then per class the time it saves per token
 # and per layer.
-# Usage: scripts/gpu/knockout.sh MODEL_DIR [FERRUM_BIN]   (FERRUM_BIN defaults to .gpu/ferrum)
+# Usage: scripts/gpu/knockout.sh MODEL_DIR [FERRUM_BIN]   (FERRUM_BIN defaults to .gpu/ferrum;
+# CLASSES="name1 name2,name3" picks the launch classes, comma-joined ones left out together)
 set -uo pipefail
 M=${1:?model folder}
 BIN=${2:-.gpu/ferrum}
@@ -23,7 +24,7 @@ base=$(run "")
 [ -n "$base" ] || { echo "bench latency failed" >&2; exit 1; }
 printf '%-44s %10s %12s %12s\n' "left out" "latency s" "ms / token" "us / layer"
 printf '%-44s %10.4f %12.3f %12s\n' "(nothing)" "$base" "$(python3 -c "print($base/$OUT_LEN*1e3)")" "-"
-for k in attn_decode qk_rope_kv add_rms_norm gemv_silu gemv "attn_decode,qk_rope_kv,add_rms_norm"; do
+for k in ${CLASSES:-attn_decode qk_rope_kv gemv_norm gemv_res gemv_silu_norm gemv rms_norm}; do
   t=$(run "$k")
   [ -n "$t" ] || { echo "$k: bench latency failed" >&2; continue; }
   python3 -c "b,t,n,l=$base,$t,$OUT_LEN,$layers; print('%-44s %10.4f %12.3f %12.1f' % ('$k', t, (b-t)/n*1e3, (b-t)/n/l*1e6))"

@@ -115,6 +115,74 @@ pub trait Backend: Send + Sync {
         self.linear(x, proj[1].0, proj[1].1, rows, k)?;
         self.linear(x, proj[2].0, proj[2].1, rows, v)
     }
+    /// `residual += delta` where `delta` is given, then `out = rmsnorm(residual) * weight`.
+    fn residual_norm(
+        &self,
+        residual: &mut Self::Activations,
+        delta: Option<&Self::Activations>,
+        weight: &Self::Weight,
+        eps: f32,
+        rows: usize,
+        out: &mut Self::Activations,
+    ) -> Result<()> {
+        match delta {
+            Some(d) => self.add_rms_norm(residual, d, weight, eps, rows, out),
+            None => self.rms_norm(residual, weight, eps, rows, out),
+        }
+    }
+    /// A projection whose output joins the residual stream (attention's o, the MLP's down).
+    /// Returns true where the backend added `x · Wᵀ` into `residual` itself; otherwise `delta`
+    /// holds the product and the caller hands it to the next norm (`residual_norm`,
+    /// `norm_linear_qkv`, `norm_gate_up_silu`), which adds it. Either way the stream ends up
+    /// with the rounded product added and rounded again.
+    fn linear_residual(
+        &self,
+        x: &Self::Activations,
+        weight: &Self::Weight,
+        rows: usize,
+        delta: &mut Self::Activations,
+        residual: &mut Self::Activations,
+    ) -> Result<bool> {
+        let _ = residual;
+        self.linear(x, weight, None, rows, delta)?;
+        Ok(false)
+    }
+    /// `residual_norm` into `normed`, then `linear_qkv` of it. Backends that fold the norm into
+    /// the projections override it; they may leave `normed` untouched.
+    #[allow(clippy::too_many_arguments)]
+    fn norm_linear_qkv(
+        &self,
+        residual: &mut Self::Activations,
+        delta: Option<&Self::Activations>,
+        norm: (&Self::Weight, f32),
+        proj: [(&Self::Weight, Option<&Self::Weight>); 3],
+        rows: usize,
+        normed: &mut Self::Activations,
+        q: &mut Self::Activations,
+        k: &mut Self::Activations,
+        v: &mut Self::Activations,
+    ) -> Result<()> {
+        self.residual_norm(residual, delta, norm.0, norm.1, rows, normed)?;
+        self.linear_qkv(normed, proj, rows, q, k, v)
+    }
+    /// `residual_norm` into `normed`, then `gate_up_silu` of it; as `norm_linear_qkv`.
+    #[allow(clippy::too_many_arguments)]
+    fn norm_gate_up_silu(
+        &self,
+        residual: &mut Self::Activations,
+        delta: Option<&Self::Activations>,
+        norm: (&Self::Weight, f32),
+        gate: &Self::Weight,
+        up: &Self::Weight,
+        rows: usize,
+        normed: &mut Self::Activations,
+        gate_buf: &mut Self::Activations,
+        up_buf: &mut Self::Activations,
+        out: &mut Self::Activations,
+    ) -> Result<()> {
+        self.residual_norm(residual, delta, norm.0, norm.1, rows, normed)?;
+        self.gate_up_silu(normed, gate, up, rows, gate_buf, up_buf, out)
+    }
     /// `out = silu(x · gateᵀ) * (x · upᵀ)`. `gate_buf` and `up_buf` receive the projections
     /// where a backend computes them as separate ops; a fused backend may leave them untouched.
     #[allow(clippy::too_many_arguments)]

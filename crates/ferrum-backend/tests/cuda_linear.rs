@@ -226,6 +226,159 @@ fn fused_qkv_and_gate_up_match_the_separate_ops() {
     }
 }
 
+/// `rmsnorm(h) * g` per row in f64, returned as f32 (unrounded to bf16: the folded form never
+/// rounds it).
+fn normed_f64(h: &[f32], g: &[f32], rows: usize, k: usize, eps: f64) -> Vec<f32> {
+    let mut out = Vec::with_capacity(rows * k);
+    for r in 0..rows {
+        let row = &h[r * k..(r + 1) * k];
+        let ms = row.iter().map(|&v| v as f64 * v as f64).sum::<f64>() / k as f64;
+        let s = 1.0 / (ms + eps).sqrt();
+        out.extend(
+            row.iter()
+                .zip(g)
+                .map(|(&v, &w)| (v as f64 * s * w as f64) as f32),
+        );
+    }
+    out
+}
+
+/// The residual stream at decode row counts: `linear_residual` adds into it in the projection's
+/// own launch exactly as a linear followed by the add does, and the RMSNorm folded into the
+/// q/k/v and gate/up projections gives the norm-then-project result within one rounding. The
+/// separate ops (fused forms off) are checked against the same reference with a bound that
+/// allows their two extra roundings of the normalized input.
+#[test]
+fn residual_add_and_folded_norm_match_the_separate_ops() {
+    let Some(mut b) = cuda() else { return };
+    b.set_small_batch_gemv(true);
+    let mut rng = Lcg(23);
+    let (k, eps) = (512usize, 1e-6f32);
+    // Two roundings of each normalized input (to bf16 after the scale, again after the weight).
+    let separate_sum_err = GEMV_SUM_ERR + 2.0 / 256.0;
+    for rows in [1, 2, 3, 8, 12] {
+        let h: Vec<f32> = rng.vec_bf16(rows * k).iter().map(|v| v * 4.0).collect();
+        let g = rng.vec_bf16(k);
+        let gd = weight(&b, 1, k, &g);
+        // o-like projection into the stream: [k, k].
+        let a = rng.vec_bf16(rows * k);
+        let wo = rng.vec_bf16(k * k);
+        let (ad, wod) = (acts(&b, rows, k, &a), weight(&b, k, k, &wo));
+        let mut streams = Vec::new();
+        for fused in [true, false] {
+            b.set_fused_norm(fused);
+            let mut res = acts(&b, rows, k, &h);
+            let mut delta = b.new_activations(rows, k).expect("delta");
+            let mut normed = b.new_activations(rows, k).expect("normed");
+            let added = b
+                .linear_residual(&ad, &wod, rows, &mut delta, &mut res)
+                .expect("linear_residual");
+            assert_eq!(added, fused && rows <= 8, "rows={rows} fused={fused}");
+            b.residual_norm(
+                &mut res,
+                (!added).then_some(&delta),
+                &gd,
+                eps,
+                rows,
+                &mut normed,
+            )
+            .expect("residual_norm");
+            streams.push(b.to_host(&res, rows).expect("host"));
+        }
+        assert_eq!(streams[0], streams[1], "residual stream rows={rows}");
+        let h2 = &streams[0];
+        let x = normed_f64(h2, &g, rows, k, eps as f64);
+
+        let widths = [256usize, 64, 63];
+        let ws: Vec<Vec<f32>> = widths.iter().map(|&n| rng.vec_bf16(n * k)).collect();
+        let wd: Vec<CudaWeight> = ws
+            .iter()
+            .zip(widths)
+            .map(|(w, n)| weight(&b, n, k, w))
+            .collect();
+        let n = 301;
+        let (wg, wu) = (rng.vec_bf16(n * k), rng.vec_bf16(n * k));
+        let (gwd, uwd) = (weight(&b, n, k, &wg), weight(&b, n, k, &wu));
+        let gr = reference(&x, &wg, None, rows, k);
+        let ur = reference(&x, &wu, None, rows, k);
+        let silu_want: Vec<(f64, f64)> = gr
+            .iter()
+            .zip(&ur)
+            .map(|(&(g, gm), &(u, um))| {
+                let s = bf(g / (1.0 + (-g).exp()));
+                (bf(s * u), gm.max(um) * (1.0 + u.abs()))
+            })
+            .collect();
+        for fused in [true, false] {
+            b.set_fused_norm(fused);
+            let mut res = acts(&b, rows, k, h2);
+            let mut normed = b.new_activations(rows, k).expect("normed");
+            let mut outs: Vec<CudaActivations> = widths
+                .iter()
+                .map(|&n| b.new_activations(rows, n).expect("out"))
+                .collect();
+            let [q, kk, v] = &mut outs[..] else {
+                unreachable!()
+            };
+            b.norm_linear_qkv(
+                &mut res,
+                None,
+                (&gd, eps),
+                [(&wd[0], None), (&wd[1], None), (&wd[2], None)],
+                rows,
+                &mut normed,
+                q,
+                kk,
+                v,
+            )
+            .expect("norm_linear_qkv");
+            let folded = fused && rows <= 8;
+            let sum_err = match (folded, rows <= 8) {
+                (true, _) => GEMV_SUM_ERR,
+                (false, true) => separate_sum_err,
+                (false, false) => separate_sum_err + CUBLAS_SUM_ERR,
+            };
+            for (i, out) in outs.iter().enumerate() {
+                check(
+                    &format!("norm + qkv segment {i} rows={rows} fused={fused}"),
+                    &b.to_host(out, rows).expect("host"),
+                    &reference(&x, &ws[i], None, rows, k),
+                    sum_err,
+                );
+            }
+            let mut gate_buf = b.new_activations(rows, n).expect("gate");
+            let mut up_buf = b.new_activations(rows, n).expect("up");
+            let mut out = b.new_activations(rows, n).expect("act");
+            b.norm_gate_up_silu(
+                &mut res,
+                None,
+                (&gd, eps),
+                &gwd,
+                &uwd,
+                rows,
+                &mut normed,
+                &mut gate_buf,
+                &mut up_buf,
+                &mut out,
+            )
+            .expect("norm_gate_up_silu");
+            let sum_err = match (fused && rows <= 2, rows <= 2) {
+                (true, _) => GEMV_SUM_ERR,
+                (false, true) => separate_sum_err,
+                (false, false) => separate_sum_err + CUBLAS_SUM_ERR,
+            };
+            check(
+                &format!("norm + gate/up silu rows={rows} fused={fused}"),
+                &b.to_host(&out, rows).expect("host"),
+                &silu_want,
+                sum_err,
+            );
+            // The stream itself is only read.
+            assert_eq!(&b.to_host(&res, rows).expect("host"), h2, "rows={rows}");
+        }
+    }
+}
+
 /// Median seconds of `f` over `iters` runs after a warm-up, the device synchronized around each.
 fn time(b: &CudaBackend, iters: usize, mut f: impl FnMut()) -> f64 {
     for _ in 0..5 {

@@ -199,11 +199,20 @@ fn cuda_matches_cpu_on_tiny_presets() {
             eprintln!("{name} prompt {i}: CUDA vs CPU rel err {e:.2e}");
             assert!(e < 2e-2, "{name} prompt {i}: rel err {e}");
         }
-        // Batched == single: each prompt alone through a fresh cache region gives the same logits.
+        // Batched == single: each prompt alone through a fresh cache region gives the same
+        // logits. A prompt of at most 8 tokens runs alone on the decode kernels (GEMVs with the
+        // RMSNorm folded in, which never round the normalized input), the batch on cuBLAS after
+        // a separate norm: those two differ by bf16 roundings as CUDA and the CPU do, and get
+        // the same bound as that comparison above.
         for (i, p) in prompts.iter().enumerate() {
             let alone = prefill(&mut gpu, std::slice::from_ref(p), &tables[i..=i]);
             let e = rel_err(&alone[0], &g[i]);
-            assert!(e < 1e-2, "{name} prompt {i}: batched vs single rel err {e}");
+            eprintln!("{name} prompt {i}: batched vs single rel err {e:.2e}");
+            let bound = if p.len() <= 8 { 2e-2 } else { 1e-2 };
+            assert!(
+                e < bound,
+                "{name} prompt {i}: batched vs single rel err {e}"
+            );
         }
         // Greedy decode: CUDA and CPU agree until the first step whose top-2 margin is small.
         let nop_g = |b: &CudaBackend| b.synchronize().unwrap();

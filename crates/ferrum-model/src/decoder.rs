@@ -251,35 +251,29 @@ impl<B: Backend> DecoderModel<B> {
         let n = num_tokens;
         let eps = c.rms_norm_eps;
         backend.embedding(&self.embed_tokens, batch, &mut ws.residual)?;
+        // Whether `ws.proj` holds a projection that has yet to join the residual stream: a
+        // backend adds it in the projection itself where it can (`linear_residual`), otherwise
+        // the next norm does.
+        let mut pending = false;
         for (i, l) in self.layers.iter().enumerate() {
-            // 1. Pre-attention norm; the MLP output of the previous layer joins the residual here.
-            if i == 0 {
-                backend.rms_norm(&ws.residual, &l.input_layernorm, eps, n, &mut ws.normed)?;
-            } else {
-                backend.add_rms_norm(
-                    &mut ws.residual,
-                    &ws.proj,
-                    &l.input_layernorm,
-                    eps,
-                    n,
-                    &mut ws.normed,
-                )?;
-            }
-            // 2. Projections.
-            backend.linear_qkv(
-                &ws.normed,
+            // 1. Pre-attention norm and the q/k/v projections.
+            backend.norm_linear_qkv(
+                &mut ws.residual,
+                pending.then_some(&ws.proj),
+                (&l.input_layernorm, eps),
                 [
                     (&l.q_proj, l.q_bias.as_ref()),
                     (&l.k_proj, l.k_bias.as_ref()),
                     (&l.v_proj, l.v_bias.as_ref()),
                 ],
                 n,
+                &mut ws.normed,
                 &mut ws.q,
                 &mut ws.k,
                 &mut ws.v,
             )?;
-            // 3. Per-head q/k norm (Qwen3), rotary, and this step's keys and values into the
-            //    cache; 4. attention over the whole context.
+            // 2. Per-head q/k norm (Qwen3), rotary, and this step's keys and values into the
+            //    cache; 3. attention over the whole context, its projection into the residual.
             let qk_norm = match (&l.q_norm, &l.k_norm) {
                 (Some(qn), Some(kn)) => Some((qn, kn, eps)),
                 _ => None,
@@ -288,30 +282,32 @@ impl<B: Backend> DecoderModel<B> {
                 &self.rope, batch, &mut ws.q, &mut ws.k, &ws.v, qk_norm, c.head_dim, n, kv, i,
             )?;
             backend.attention(kv, i, batch, &self.attn, &ws.q, &mut ws.attn)?;
-            backend.linear(&ws.attn, &l.o_proj, None, n, &mut ws.proj)?;
-            // 5. MLP with the attention output added to the residual.
-            backend.add_rms_norm(
+            let added =
+                backend.linear_residual(&ws.attn, &l.o_proj, n, &mut ws.proj, &mut ws.residual)?;
+            // 4. MLP.
+            backend.norm_gate_up_silu(
                 &mut ws.residual,
-                &ws.proj,
-                &l.post_attention_layernorm,
-                eps,
-                n,
-                &mut ws.normed,
-            )?;
-            backend.gate_up_silu(
-                &ws.normed,
+                (!added).then_some(&ws.proj),
+                (&l.post_attention_layernorm, eps),
                 &l.gate_proj,
                 &l.up_proj,
                 n,
+                &mut ws.normed,
                 &mut ws.gate,
                 &mut ws.up,
                 &mut ws.act,
             )?;
-            backend.linear(&ws.act, &l.down_proj, None, n, &mut ws.proj)?;
+            pending = !backend.linear_residual(
+                &ws.act,
+                &l.down_proj,
+                n,
+                &mut ws.proj,
+                &mut ws.residual,
+            )?;
         }
-        backend.add_rms_norm(
+        backend.residual_norm(
             &mut ws.residual,
-            &ws.proj,
+            pending.then_some(&ws.proj),
             &self.norm,
             eps,
             n,

@@ -46,6 +46,9 @@ pub const QK_ROPE_KV_HEAD_DIMS: [usize; 3] = [64, 128, 256];
 /// Most rows the small-batch linear kernels take (`gemv_<M>`, `gemv_silu_<M>` for M in 1..=8).
 pub const GEMV_MAX_ROWS: usize = 8;
 
+/// Most rows of the gate/up·silu GEMV with the RMSNorm folded in (`gemv_silu_norm_<M>`).
+pub const GEMV_SILU_NORM_MAX_ROWS: usize = 2;
+
 /// Output rows per block of `gemv_<m>` (`gemv_rows` in `gemv.cu`).
 pub fn gemv_block_rows(m: usize) -> usize {
     if m <= 2 {
@@ -235,6 +238,12 @@ pub struct Kernels {
     pub gemv: Vec<CudaFunction>,
     /// `gemv_silu[M - 1]`, likewise.
     pub gemv_silu: Vec<CudaFunction>,
+    /// `gemv_norm[M - 1]`: `gemv` with the input's RMSNorm folded in.
+    pub gemv_norm: Vec<CudaFunction>,
+    /// `gemv_res[M - 1]`: one matrix, its output added into the residual stream.
+    pub gemv_res: Vec<CudaFunction>,
+    /// `gemv_silu_norm[M - 1]` for M in 1..=[`GEMV_SILU_NORM_MAX_ROWS`].
+    pub gemv_silu_norm: Vec<CudaFunction>,
     /// `qk_rope_kv_<D>` for each of [`QK_ROPE_KV_HEAD_DIMS`].
     pub qk_rope_kv: Vec<(usize, CudaFunction)>,
 }
@@ -281,12 +290,16 @@ impl Kernels {
                 },
             ));
         }
-        let gemv = (1..=GEMV_MAX_ROWS)
-            .map(|m| f(&format!("gemv_{m}")))
-            .collect::<Result<Vec<_>, _>>()?;
-        let gemv_silu = (1..=GEMV_MAX_ROWS)
-            .map(|m| f(&format!("gemv_silu_{m}")))
-            .collect::<Result<Vec<_>, _>>()?;
+        let family = |name: &str, max: usize| {
+            (1..=max)
+                .map(|m| f(&format!("{name}_{m}")))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let gemv = family("gemv", GEMV_MAX_ROWS)?;
+        let gemv_silu = family("gemv_silu", GEMV_MAX_ROWS)?;
+        let gemv_norm = family("gemv_norm", GEMV_MAX_ROWS)?;
+        let gemv_res = family("gemv_res", GEMV_MAX_ROWS)?;
+        let gemv_silu_norm = family("gemv_silu_norm", GEMV_SILU_NORM_MAX_ROWS)?;
         let qk_rope_kv = QK_ROPE_KV_HEAD_DIMS
             .iter()
             .map(|&d| Ok((d, f(&format!("qk_rope_kv_{d}"))?)))
@@ -295,6 +308,9 @@ impl Kernels {
             qk_rope_kv,
             gemv,
             gemv_silu,
+            gemv_norm,
+            gemv_res,
+            gemv_silu_norm,
             embedding: f("embedding")?,
             gather_rows: f("gather_rows")?,
             rms_norm: f("rms_norm")?,

@@ -9,7 +9,9 @@
 //! - The fused forms (q/k/v in one launch, gate/up with silu·mul in one launch) compute what the
 //!   separate ops compute; with many rows they are the separate ops.
 
-use super::kernels::{gemv_block_rows, gemv_silu_block_rows, GEMV_MAX_ROWS, GEMV_THREADS};
+use super::kernels::{
+    gemv_block_rows, gemv_silu_block_rows, GEMV_MAX_ROWS, GEMV_SILU_NORM_MAX_ROWS, GEMV_THREADS,
+};
 use super::ROW_THREADS;
 use super::{as_u32, grid, launch_err, CudaActivations, CudaBackend, CudaError, CudaWeight};
 use crate::{Backend, BackendError, Result};
@@ -18,13 +20,17 @@ use crate::{Backend, BackendError, Result};
 /// Llama-3-8B on an H100: q/k/v/o, gate/up, down and the head; docs/benchmarks.md).
 const GEMV_ALWAYS_ROWS: usize = 2;
 
+// gate/up runs as a GEMV up to GEMV_ALWAYS_ROWS rows; its folded-norm form has instances for
+// exactly those row counts (`residual.rs`).
+const _: () = assert!(GEMV_SILU_NORM_MAX_ROWS == GEMV_ALWAYS_ROWS);
+
 /// Up to `GEMV_MAX_ROWS` rows the kernels still win on matrices up to this many elements
 /// (k/v, o and Qwen3-4B's q: cuBLAS is latency-bound there); on larger ones cuBLAS's tiles do
 /// better from 4 rows on.
 const GEMV_SMALL_MATRIX: usize = 12 << 20;
 
 /// One matrix of a GEMV launch: weight, optional bias, output, output width.
-struct Segment {
+pub(super) struct Segment {
     w: u64,
     bias: u64,
     y: u64,
@@ -33,12 +39,12 @@ struct Segment {
 
 impl CudaBackend {
     /// Whether the GEMV kernels can take a step of `rows` rows over `k` inputs.
-    fn gemv_fits(&self, rows: usize, k: usize) -> bool {
+    pub(super) fn gemv_fits(&self, rows: usize, k: usize) -> bool {
         self.small_gemv && (1..=GEMV_MAX_ROWS).contains(&rows) && k.is_multiple_of(8)
     }
 
     /// Whether they are the faster path for one `[n, k]` matrix (see the constants).
-    fn gemv_wins(&self, rows: usize, n: usize, k: usize) -> bool {
+    pub(super) fn gemv_wins(&self, rows: usize, n: usize, k: usize) -> bool {
         self.gemv_fits(rows, k) && (rows <= GEMV_ALWAYS_ROWS || n * k <= GEMV_SMALL_MATRIX)
     }
 
@@ -47,7 +53,7 @@ impl CudaBackend {
         self.small_gemv = on;
     }
 
-    fn check_linear(
+    pub(super) fn check_linear(
         &self,
         x: &CudaActivations,
         weight: &CudaWeight,
@@ -73,7 +79,7 @@ impl CudaBackend {
         Ok(())
     }
 
-    fn segment(
+    pub(super) fn segment(
         &self,
         w: &CudaWeight,
         bias: Option<&CudaWeight>,
@@ -87,9 +93,15 @@ impl CudaBackend {
         })
     }
 
-    /// Up to three matrices over the same `x` in one launch (see `gemv.cu`).
-    fn gemv(&self, x: &CudaActivations, rows: usize, segs: &[Segment]) -> Result<()> {
-        let f = &self.k.gemv[rows - 1];
+    /// Up to three matrices over the same `x` in one launch (see `gemv.cu`); with `norm`, `x`
+    /// is the residual stream and its RMSNorm is folded in (`gemv_norm_<M>`).
+    pub(super) fn gemv_launch(
+        &self,
+        x: &CudaActivations,
+        rows: usize,
+        segs: &[Segment],
+        norm: Option<(&CudaWeight, f32)>,
+    ) -> Result<()> {
         let none = Segment {
             w: 0,
             bias: 0,
@@ -102,7 +114,7 @@ impl CudaBackend {
             segs.get(i)
                 .map_or(0, |s| (s.n as usize).div_ceil(per_block))
         };
-        let total = blocks(0) + blocks(1) + blocks(2);
+        let cfg = grid(blocks(0) + blocks(1) + blocks(2), 1, GEMV_THREADS)?;
         let (xa, k) = (self.a(&x.data), as_u32(x.cols, "linear input width")?);
         let (s0, s1, s2) = (seg(0), seg(1), seg(2));
         // Segments past the last have no blocks; their n only keeps the block split sound.
@@ -110,11 +122,34 @@ impl CudaBackend {
             if segs.len() > 1 { s1.n } else { 0 },
             if segs.len() > 2 { s2.n } else { 0 },
         );
+        let Some((w, eps)) = norm else {
+            return launch!(
+                self,
+                &self.k.gemv[rows - 1],
+                "gemv",
+                cfg,
+                &xa,
+                &k,
+                &s0.w,
+                &s1.w,
+                &s2.w,
+                &s0.bias,
+                &s1.bias,
+                &s2.bias,
+                &s0.y,
+                &s1.y,
+                &s2.y,
+                &s0.n,
+                &n1,
+                &n2
+            );
+        };
+        let na = self.a(&w.data);
         launch!(
             self,
-            f,
-            "gemv",
-            grid(total, 1, GEMV_THREADS)?,
+            &self.k.gemv_norm[rows - 1],
+            "gemv_norm",
+            cfg,
             &xa,
             &k,
             &s0.w,
@@ -128,7 +163,9 @@ impl CudaBackend {
             &s2.y,
             &s0.n,
             &n1,
-            &n2
+            &n2,
+            &na,
+            &eps
         )
     }
 
@@ -153,7 +190,7 @@ impl CudaBackend {
             return Ok(());
         }
         if self.gemv_wins(rows, weight.rows, weight.cols) {
-            return self.gemv(x, rows, &[self.segment(weight, bias, out)?]);
+            return self.gemv_launch(x, rows, &[self.segment(weight, bias, out)?], None);
         }
         let (xa, wa, ya) = (self.a(&x.data), self.a(&weight.data), self.a(&out.data));
         // cuBLAS runs in the calling thread's current context, and the engine thread is not
@@ -198,7 +235,7 @@ impl CudaBackend {
             self.check_linear(x, w, b, rows, out)?;
             segs.push(self.segment(w, b, out)?);
         }
-        self.gemv(x, rows, &segs)
+        self.gemv_launch(x, rows, &segs, None)
     }
 
     #[allow(clippy::too_many_arguments)]

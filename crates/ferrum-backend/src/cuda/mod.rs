@@ -91,6 +91,7 @@ macro_rules! launch {
 mod attention;
 mod linear;
 mod norm;
+mod residual;
 mod rope_kv;
 mod step_batch;
 
@@ -154,6 +155,9 @@ pub struct CudaBackend {
     /// Steps of at most `kernels::GEMV_MAX_ROWS` rows use our GEMV kernels rather than cuBLAS
     /// (`FERRUM_CUDA_GEMV=0` turns them off, to compare).
     small_gemv: bool,
+    /// Decode layers add projections into the residual stream and fold RMSNorm into the next
+    /// projections (`residual.rs`; `FERRUM_CUDA_FUSED_NORM=0` turns it off, to compare).
+    fused_norm: bool,
     /// Made at the first weight upload and kept (64 MiB of page-locked host memory).
     staging: std::sync::Mutex<Option<upload::Staging>>,
     /// Kernel launches left out, for diagnosis only (`FERRUM_CUDA_SKIP_KERNELS`, see
@@ -209,6 +213,7 @@ impl CudaBackend {
             staging: std::sync::Mutex::new(None),
             sampler: std::sync::Mutex::new(sampling::SamplerState::default()),
             small_gemv: std::env::var("FERRUM_CUDA_GEMV").map_or(true, |v| v != "0"),
+            fused_norm: std::env::var("FERRUM_CUDA_FUSED_NORM").map_or(true, |v| v != "0"),
             skip: skipped_kernels(),
         })
     }
@@ -516,6 +521,57 @@ impl Backend for CudaBackend {
         out: &mut CudaActivations,
     ) -> Result<()> {
         self.gate_up_silu_op(x, gate, up, rows, gate_buf, up_buf, out)
+    }
+
+    fn linear_residual(
+        &self,
+        x: &CudaActivations,
+        weight: &CudaWeight,
+        rows: usize,
+        delta: &mut CudaActivations,
+        residual: &mut CudaActivations,
+    ) -> Result<bool> {
+        self.linear_residual_op(x, weight, rows, delta, residual)
+    }
+
+    fn norm_linear_qkv(
+        &self,
+        residual: &mut CudaActivations,
+        delta: Option<&CudaActivations>,
+        norm: (&CudaWeight, f32),
+        proj: [(&CudaWeight, Option<&CudaWeight>); 3],
+        rows: usize,
+        normed: &mut CudaActivations,
+        q: &mut CudaActivations,
+        k: &mut CudaActivations,
+        v: &mut CudaActivations,
+    ) -> Result<()> {
+        self.norm_linear_qkv_op(residual, delta, norm, proj, rows, normed, [q, k, v])
+    }
+
+    fn norm_gate_up_silu(
+        &self,
+        residual: &mut CudaActivations,
+        delta: Option<&CudaActivations>,
+        norm: (&CudaWeight, f32),
+        gate: &CudaWeight,
+        up: &CudaWeight,
+        rows: usize,
+        normed: &mut CudaActivations,
+        gate_buf: &mut CudaActivations,
+        up_buf: &mut CudaActivations,
+        out: &mut CudaActivations,
+    ) -> Result<()> {
+        self.norm_gate_up_silu_op(
+            residual,
+            delta,
+            norm,
+            gate,
+            up,
+            rows,
+            normed,
+            [gate_buf, up_buf, out],
+        )
     }
 
     fn rotary(

@@ -12,6 +12,16 @@
 // B_s = ceil(n_s / R). `gemv_silu_<M>` reads a gate and an up row per output column and
 // writes silu(gate) · up, so the MLP's two projections and its activation are one launch.
 //
+// Two fused forms replace the RMSNorm between layers at these row counts:
+// - `gemv_norm_<M>` and `gemv_silu_norm_<M>` take the residual stream h as x and the norm's
+//   weight g, and compute W · (g ⊙ h) and Σh² in the same pass; each output is then scaled by
+//   rsqrt(Σh²/k + eps). The sum of squares rides on the block's final reduction, so the norm
+//   costs neither a launch nor a round trip before the first product. The normalized input is
+//   never rounded to the element type (the separate norm rounds it twice), which moves
+//   results by about one such rounding of the input.
+// - `gemv_res_<M>` adds its (rounded) output into y, the residual stream, and rounds again: a
+//   linear layer followed by the residual add, bit for bit.
+//
 // Requirements, checked on the host: k % 8 == 0 (with allocator-aligned bases every row is
 // aligned to 8 elements), 1 ≤ M ≤ 8, every n_s ≥ 1 for segments with blocks.
 // Numerics as the op-by-op path: f32 accumulation, one rounding to the element type as a GEMM's; a bias is
@@ -24,13 +34,24 @@
 __host__ __device__ constexpr int gemv_rows(int m) { return m <= 2 ? 4 : 8; }
 __host__ __device__ constexpr int gemv_silu_rows(int m) { return m <= 2 ? 2 : 4; }
 
-template <int M, int NR>
+// acc has NR weight rows and, with NORM, one more row for Σx² (x unscaled); with NORM x is
+// multiplied by the norm weight `gv` before the products.
+template <int M, int NR, bool NORM>
 __device__ __forceinline__ void gemv_step(const elem* __restrict__ x, u32 k, u32 v, const vec8 wv[NR],
-                                          float acc[NR][M]) {
+                                          const vec8& gv, float acc[NR + NORM][M]) {
+    float gf[8];
+    if constexpr (NORM) unpack8(gv, gf);
 #pragma unroll
     for (int m = 0; m < M; m++) {
         float xf[8];
         unpack8(ldcg8(x + (u64)m * k + 8 * (u64)v), xf);
+        if constexpr (NORM) {
+#pragma unroll
+            for (int i = 0; i < 8; i++) {
+                acc[NR][m] = fmaf(xf[i], xf[i], acc[NR][m]);
+                xf[i] *= gf[i];
+            }
+        }
 #pragma unroll
         for (int r = 0; r < NR; r++) {
             float wf[8];
@@ -45,35 +66,40 @@ __device__ __forceinline__ void gemv_step(const elem* __restrict__ x, u32 k, u32
 // are issued before `pdl_wait`: weights are never written, so they may overlap the previous
 // kernel's tail. x is that kernel's output and is read with `ldcg8` (volatile asm, through
 // L2): the compiler may move `__ldg` loads, which it takes as invariant, above the wait.
-template <int M, int NR>
+template <int M, int NR, bool NORM>
 __device__ __forceinline__ void gemv_accumulate(const elem* __restrict__ x, u32 k, const elem* const w[NR],
-                                                float acc[NR][M]) {
+                                                const elem* __restrict__ g, float acc[NR + NORM][M]) {
     const u32 nv = k >> 3;
     u32 v = threadIdx.x;
     bool waited = false;
     for (; v + GEMV_THREADS < nv; v += 2 * GEMV_THREADS) {
-        vec8 a[NR], b[NR];
+        vec8 a[NR], b[NR], ga, gb;
 #pragma unroll
         for (int r = 0; r < NR; r++) {
             a[r] = ldg8(w[r] + 8 * (u64)v);
             b[r] = ldg8(w[r] + 8 * (u64)(v + GEMV_THREADS));
         }
+        if constexpr (NORM) {
+            ga = ldg8(g + 8 * (u64)v);
+            gb = ldg8(g + 8 * (u64)(v + GEMV_THREADS));
+        }
         if (!waited) {
             pdl_enter();
             waited = true;
         }
-        gemv_step<M, NR>(x, k, v, a, acc);
-        gemv_step<M, NR>(x, k, v + GEMV_THREADS, b, acc);
+        gemv_step<M, NR, NORM>(x, k, v, a, ga, acc);
+        gemv_step<M, NR, NORM>(x, k, v + GEMV_THREADS, b, gb, acc);
     }
     if (v < nv) {
-        vec8 a[NR];
+        vec8 a[NR], ga;
 #pragma unroll
         for (int r = 0; r < NR; r++) a[r] = ldg8(w[r] + 8 * (u64)v);
+        if constexpr (NORM) ga = ldg8(g + 8 * (u64)v);
         if (!waited) {
             pdl_enter();
             waited = true;
         }
-        gemv_step<M, NR>(x, k, v, a, acc);
+        gemv_step<M, NR, NORM>(x, k, v, a, ga, acc);
     }
     if (!waited) pdl_enter();
 }
@@ -100,9 +126,16 @@ __device__ __forceinline__ void gemv_reduce(float acc[NR][M], float (*part)[NR *
     __syncthreads();
 }
 
-template <int M, int R>
+// The RMSNorm factor of input row m from the reduced sums (NORM forms only).
+template <int M, int NR>
+__device__ __forceinline__ float gemv_norm_scale(const float* sums, int m, u32 k, float eps) {
+    return rsqrtf(sums[NR * M + m] / (float)k + eps);
+}
+
+template <int M, int R, bool NORM, bool RES>
 __device__ __forceinline__ void gemv_segments(const elem* __restrict__ x, u32 k, u64 w0, u64 w1, u64 w2, u64 b0,
-                                              u64 b1, u64 b2, u64 y0, u64 y1, u64 y2, u32 n0, u32 n1, u32 n2) {
+                                              u64 b1, u64 b2, u64 y0, u64 y1, u64 y2, u32 n0, u32 n1, u32 n2,
+                                              const elem* __restrict__ g, float eps) {
     const u32 nb0 = (n0 + R - 1) / R, nb1 = (n1 + R - 1) / R;
     u32 blk = blockIdx.x;
     u64 w = w0, bias = b0, y = y0;
@@ -118,27 +151,37 @@ __device__ __forceinline__ void gemv_segments(const elem* __restrict__ x, u32 k,
     const elem* rows[R];
 #pragma unroll
     for (int r = 0; r < R; r++) rows[r] = (const elem*)w + (u64)min(row0 + r, n - 1) * k;
-    float acc[R][M];
+    float acc[R + NORM][M];
 #pragma unroll
-    for (int r = 0; r < R; r++)
+    for (int r = 0; r < R + NORM; r++)
 #pragma unroll
         for (int m = 0; m < M; m++) acc[r][m] = 0.0f;
-    gemv_accumulate<M, R>(x, k, rows, acc);
-    __shared__ float part[GEMV_THREADS / 32][R * M];
-    gemv_reduce<M, R>(acc, part);
-    if (threadIdx.x < R * M) {
-        const u32 r = threadIdx.x / M, m = threadIdx.x % M, row = row0 + r;
-        if (row < n) {
-            float v = rnd(part[0][threadIdx.x]);
-            if (bias) v = e2f(f2e(v + e2f(((const elem*)bias)[row])));
-            ((elem*)y)[(u64)m * n + row] = f2e(v);
-        }
+    gemv_accumulate<M, R, NORM>(x, k, rows, g, acc);
+    // This thread's output, if any: with RES its old value is fetched now (after the wait:
+    // an earlier kernel wrote it), so that the load overlaps the reduction.
+    const u32 r = threadIdx.x / M, m = threadIdx.x % M, row = row0 + r;
+    const bool writes = threadIdx.x < R * M && row < n;
+    elem* out = (elem*)y + (u64)m * n + row;
+    float old = 0.0f;
+    if constexpr (RES) {
+        if (writes) old = e2f(*after_wait(out));
+    }
+    __shared__ float part[GEMV_THREADS / 32][(R + NORM) * M];
+    gemv_reduce<M, R + NORM>(acc, part);
+    if (writes) {
+        float d = part[0][threadIdx.x];
+        if constexpr (NORM) d *= gemv_norm_scale<M, R>(part[0], m, k, eps);
+        float v = rnd(d);
+        if (bias) v = e2f(f2e(v + e2f(((const elem*)bias)[row])));
+        if constexpr (RES) v = rnd(old + v);
+        *out = f2e(v);
     }
 }
 
-template <int M, int R>
+template <int M, int R, bool NORM>
 __device__ __forceinline__ void gemv_gated(const elem* __restrict__ x, u32 k, const elem* __restrict__ wg,
-                                           const elem* __restrict__ wu, elem* __restrict__ out, u32 n) {
+                                           const elem* __restrict__ wu, elem* __restrict__ out, u32 n,
+                                           const elem* __restrict__ gw, float eps) {
     const u32 row0 = blockIdx.x * R;
     const elem* rows[2 * R];
 #pragma unroll
@@ -147,19 +190,24 @@ __device__ __forceinline__ void gemv_gated(const elem* __restrict__ x, u32 k, co
         rows[r] = wg + at;
         rows[R + r] = wu + at;
     }
-    float acc[2 * R][M];
+    float acc[2 * R + NORM][M];
 #pragma unroll
-    for (int r = 0; r < 2 * R; r++)
+    for (int r = 0; r < 2 * R + NORM; r++)
 #pragma unroll
         for (int m = 0; m < M; m++) acc[r][m] = 0.0f;
-    gemv_accumulate<M, 2 * R>(x, k, rows, acc);
-    __shared__ float part[GEMV_THREADS / 32][2 * R * M];
-    gemv_reduce<M, 2 * R>(acc, part);
+    gemv_accumulate<M, 2 * R, NORM>(x, k, rows, gw, acc);
+    __shared__ float part[GEMV_THREADS / 32][(2 * R + NORM) * M];
+    gemv_reduce<M, 2 * R + NORM>(acc, part);
     if (threadIdx.x < R * M) {
         const u32 r = threadIdx.x / M, m = threadIdx.x % M, row = row0 + r;
         if (row < n) {
-            const float g = rnd(part[0][threadIdx.x]);
-            const float u = rnd(part[0][R * M + threadIdx.x]);
+            float gd = part[0][threadIdx.x], ud = part[0][R * M + threadIdx.x];
+            if constexpr (NORM) {
+                const float s = gemv_norm_scale<M, 2 * R>(part[0], m, k, eps);
+                gd *= s;
+                ud *= s;
+            }
+            const float g = rnd(gd), u = rnd(ud);
             const float s = rnd(g / (1.0f + __expf(-g)));
             out[(u64)m * n + row] = f2e(s * u);
         }
@@ -170,12 +218,35 @@ __device__ __forceinline__ void gemv_gated(const elem* __restrict__ x, u32 k, co
     extern "C" __global__ void __launch_bounds__(GEMV_THREADS)                                           \
         gemv_##M(const elem* __restrict__ x, u32 k, u64 w0, u64 w1, u64 w2, u64 b0, u64 b1, u64 b2,     \
                  u64 y0, u64 y1, u64 y2, u32 n0, u32 n1, u32 n2) {                                       \
-        gemv_segments<M, gemv_rows(M)>(x, k, w0, w1, w2, b0, b1, b2, y0, y1, y2, n0, n1, n2);                         \
+        gemv_segments<M, gemv_rows(M), false, false>(x, k, w0, w1, w2, b0, b1, b2, y0, y1, y2, n0, n1, n2, \
+                                                     nullptr, 0.0f);                                      \
+    }                                                                                                    \
+    extern "C" __global__ void __launch_bounds__(GEMV_THREADS)                                           \
+        gemv_norm_##M(const elem* __restrict__ x, u32 k, u64 w0, u64 w1, u64 w2, u64 b0, u64 b1, u64 b2, \
+                      u64 y0, u64 y1, u64 y2, u32 n0, u32 n1, u32 n2, const elem* __restrict__ g,       \
+                      float eps) {                                                                       \
+        gemv_segments<M, gemv_rows(M), true, false>(x, k, w0, w1, w2, b0, b1, b2, y0, y1, y2, n0, n1, n2, \
+                                                    g, eps);                                             \
+    }                                                                                                    \
+    extern "C" __global__ void __launch_bounds__(GEMV_THREADS)                                           \
+        gemv_res_##M(const elem* __restrict__ x, u32 k, u64 w, u64 b, u64 y, u32 n) {                    \
+        gemv_segments<M, gemv_rows(M), false, true>(x, k, w, 0, 0, b, 0, 0, y, 0, 0, n, 0, 0, nullptr,   \
+                                                    0.0f);                                               \
     }                                                                                                    \
     extern "C" __global__ void __launch_bounds__(GEMV_THREADS)                                           \
         gemv_silu_##M(const elem* __restrict__ x, u32 k, const elem* __restrict__ wg,                   \
                       const elem* __restrict__ wu, elem* __restrict__ out, u32 n) {                      \
-        gemv_gated<M, gemv_silu_rows(M)>(x, k, wg, wu, out, n);                                                             \
+        gemv_gated<M, gemv_silu_rows(M), false>(x, k, wg, wu, out, n, nullptr, 0.0f);                    \
+    }
+
+// The gate/up·silu launch with the norm folded in, for the row counts where gate/up is a GEMV
+// (`GEMV_ALWAYS_ROWS` in linear.rs).
+#define GEMV_SILU_NORM_INSTANCE(M)                                                                       \
+    extern "C" __global__ void __launch_bounds__(GEMV_THREADS)                                           \
+        gemv_silu_norm_##M(const elem* __restrict__ x, u32 k, const elem* __restrict__ wg,              \
+                           const elem* __restrict__ wu, elem* __restrict__ out, u32 n,                   \
+                           const elem* __restrict__ g, float eps) {                                      \
+        gemv_gated<M, gemv_silu_rows(M), true>(x, k, wg, wu, out, n, g, eps);                            \
     }
 
 GEMV_INSTANCES(1)
@@ -186,3 +257,5 @@ GEMV_INSTANCES(5)
 GEMV_INSTANCES(6)
 GEMV_INSTANCES(7)
 GEMV_INSTANCES(8)
+GEMV_SILU_NORM_INSTANCE(1)
+GEMV_SILU_NORM_INSTANCE(2)
