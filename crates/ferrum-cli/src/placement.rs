@@ -19,9 +19,11 @@ pub struct PlacementArgs {
     #[arg(long)]
     pub enforce_eager: bool,
     /// Plan and launch each GPU step while the previous one runs (vLLM's
-    /// --async-scheduling).
-    #[arg(long)]
+    /// --async-scheduling); on by default where the device samples.
+    #[arg(long, overrides_with = "no_async_scheduling")]
     pub async_scheduling: bool,
+    #[arg(long, overrides_with = "async_scheduling", hide = true)]
+    pub no_async_scheduling: bool,
     /// GPU compute type: auto (the checkpoint's 16-bit type; bf16 for f32 checkpoints),
     /// bfloat16, float16 (half) or float32 (float). The CPU computes in f32.
     #[arg(long, default_value = "auto", value_parser = ["auto", "bfloat16", "float16", "half", "float32", "float"])]
@@ -36,7 +38,10 @@ impl PlacementArgs {
             device: engine_device(self.device),
             gpu_memory_utilization: self.gpu_memory_utilization,
             enforce_eager: self.enforce_eager,
-            async_scheduling: self.async_scheduling,
+            async_scheduling: ferrum_config::either(
+                self.async_scheduling,
+                self.no_async_scheduling,
+            ),
             dtype: self.dtype.clone(),
             ..config
         }

@@ -357,7 +357,7 @@ fn engine_config(
         device: crate::placement::engine_device(spec.device),
         gpu_memory_utilization: share.gpu_memory_utilization,
         enforce_eager: args.parallel.enforce_eager,
-        async_scheduling: args.scheduler.async_scheduling,
+        async_scheduling: args.scheduler.async_scheduling(),
         dtype: args.model.dtype.clone(),
     }
 }

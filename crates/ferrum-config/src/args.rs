@@ -182,12 +182,20 @@ pub struct SchedulerArgs {
     #[arg(long, value_name = "N")]
     pub max_queued_requests: Option<usize>,
     /// Plan and launch each GPU step while the previous one runs (sampled tokens stay on the
-    /// device). Steps with penalties or logprobs run one at a time; the CPU ignores it.
-    #[arg(long)]
+    /// device); on by default where the device samples, as in vLLM. Steps with penalties or
+    /// logprobs run one at a time; the CPU always runs steps one at a time.
+    #[arg(long, overrides_with = "no_async_scheduling")]
     pub async_scheduling: bool,
+    #[arg(long, overrides_with = "async_scheduling", hide = true)]
+    pub no_async_scheduling: bool,
 }
 
 impl SchedulerArgs {
+    /// `Some` where a flag chose; `None` leaves it to the engine (on where it can).
+    pub fn async_scheduling(&self) -> Option<bool> {
+        either(self.async_scheduling, self.no_async_scheduling)
+    }
+
     pub fn chunked_prefill(&self) -> bool {
         resolve(
             self.enable_chunked_prefill,
@@ -366,6 +374,17 @@ impl CompatArgs {
 }
 
 /// A `--x` / `--no-x` pair: clap has reset the earlier of the two when both were given.
+/// A switch and its `--no-` twin: which one was given last, if any.
+pub fn either(yes: bool, no: bool) -> Option<bool> {
+    if yes {
+        Some(true)
+    } else if no {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 fn resolve(yes: bool, no: bool, default: bool) -> bool {
     if yes {
         true

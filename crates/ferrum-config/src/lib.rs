@@ -18,8 +18,8 @@ mod reference;
 mod validate;
 
 pub use args::{
-    CacheArgs, CompatArgs, Device, LogFormat, LoggingArgs, ModelArgs, ParallelArgs, SchedulerArgs,
-    SchedulingPolicy, ServeArgs, ServerArgs,
+    either, CacheArgs, CompatArgs, Device, LogFormat, LoggingArgs, ModelArgs, ParallelArgs,
+    SchedulerArgs, SchedulingPolicy, ServeArgs, ServerArgs,
 };
 pub use error::ConfigError;
 pub use file::{read_config_file, FileEntry};

@@ -274,3 +274,31 @@ fn chat_template_is_a_file_or_text() {
     let a = load(&["m", "--chat-template", "/no/such/file.jinja"], &env(&[])).expect("parse");
     assert!(a.chat_template_source().is_err());
 }
+
+/// Async scheduling is left to the engine (on where the device samples, as in vLLM) unless a
+/// flag, the environment or the file says otherwise; `--no-async-scheduling` turns it off.
+#[test]
+fn async_scheduling_is_the_engine_default_unless_given() {
+    assert_eq!(
+        load(&["m"], &env(&[]))
+            .expect("parse")
+            .scheduler
+            .async_scheduling(),
+        None
+    );
+    let on = load(&["m", "--async-scheduling"], &env(&[])).expect("parse");
+    assert_eq!(on.scheduler.async_scheduling(), Some(true));
+    let off = load(&["m", "--no-async-scheduling"], &env(&[])).expect("parse");
+    assert_eq!(off.scheduler.async_scheduling(), Some(false));
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = file(&dir, "c.yaml", "async-scheduling: false\n");
+    let p = path.to_str().expect("utf8");
+    let from_file = load(&["m", "--config", p], &env(&[])).expect("parse");
+    assert_eq!(from_file.scheduler.async_scheduling(), Some(false));
+    let from_env = load(
+        &["m", "--config", p],
+        &env(&[("FERRUM_ASYNC_SCHEDULING", "true")]),
+    )
+    .expect("parse");
+    assert_eq!(from_env.scheduler.async_scheduling(), Some(true));
+}

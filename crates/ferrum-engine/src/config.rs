@@ -41,9 +41,10 @@ pub struct EngineConfig {
     pub seed: Option<u64>,
     /// `--enforce-eager`: no device graphs for decode steps.
     pub enforce_eager: bool,
-    /// `--async-scheduling`: plan and launch step N+1 while the device runs step N (where the
-    /// backend keeps sampled tokens on the device; the CPU ignores it).
-    pub async_scheduling: bool,
+    /// `--async-scheduling` / `--no-async-scheduling`: plan and launch step N+1 while the
+    /// device runs step N, where the backend keeps sampled tokens on the device. `None` (the
+    /// default, as in vLLM) turns it on wherever it can run; the CPU runs steps one at a time.
+    pub async_scheduling: Option<bool>,
     /// `--dtype` (vLLM's names: auto, bfloat16, float16/half, float32/float): the GPU's
     /// compute type. The CPU computes in f32 whatever it says.
     pub dtype: String,
@@ -65,7 +66,7 @@ impl Default for EngineConfig {
             gpu_memory_utilization: 0.9,
             seed: None,
             enforce_eager: false,
-            async_scheduling: false,
+            async_scheduling: None,
             dtype: "auto".into(),
         }
     }

@@ -261,10 +261,10 @@ fn launch<B: Backend + 'static>(
     }
     let eos = bundle.eos_token_ids();
     let executor = Executor::new(runner, eos.clone(), config.seed);
-    let async_scheduling = config.async_scheduling && executor.can_defer();
+    let async_scheduling = config.async_scheduling != Some(false) && executor.can_defer();
     if async_scheduling {
         tracing::info!("async scheduling: each step is planned while the previous one runs");
-    } else if config.async_scheduling {
+    } else if config.async_scheduling == Some(true) {
         tracing::info!(
             device = %info.device,
             "async scheduling needs sampling on the device; steps run one at a time"

@@ -90,7 +90,7 @@ fn compare(
         let h = engine(
             model,
             EngineConfig {
-                async_scheduling: on,
+                async_scheduling: Some(on),
                 ..cfg.clone()
             },
         );
