@@ -50,7 +50,8 @@ pub struct GenerateArgs {
     ignore_eos: bool,
     #[command(flatten)]
     placement: crate::placement::PlacementArgs,
-    /// Print generated token ids to stderr (one JSON line) after the text.
+    /// Print generated token ids: to stderr (one JSON line) after the text, or, with
+    /// --prompts-file, as `output_token_ids` in each output line.
     #[arg(long)]
     print_token_ids: bool,
 }
@@ -290,7 +291,7 @@ fn run_file(args: &GenerateArgs, file: &PathBuf) -> Result<std::process::ExitCod
         }
         generated += ids.len();
         let text = bundle.tokenizer.decode(&ids, true)?;
-        let line = serde_json::json!({
+        let mut line = serde_json::json!({
             "index": i,
             "text": text,
             "prompt_tokens": jobs[i].0.len(),
@@ -298,6 +299,9 @@ fn run_file(args: &GenerateArgs, file: &PathBuf) -> Result<std::process::ExitCod
             "finish_reason": finish.map(FinishReason::as_str),
             "error": error,
         });
+        if args.print_token_ids {
+            line["output_token_ids"] = serde_json::json!(ids);
+        }
         writeln!(stdout, "{line}")?;
     }
     let secs = t0.elapsed().as_secs_f64();
