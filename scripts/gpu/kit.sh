@@ -7,7 +7,9 @@
 #      the engine with async scheduling against the one-step loop (cuda_async);
 #   3. CUDA vs CPU on the testkit's tiny presets, and the parity/decode run on the models of 1
 #      (cuda_parity test binary), in bf16 and again in f32;
-#   4. compare.py: the checks and a short table, printed last.
+#   4. compare.py: the checks and a short table, printed last;
+#   5. with ENGINE_MODELS, the engine on those shapes: generation, seeded sampling reproduced
+#      over three runs, latency and offline throughput.
 # Binaries come prebuilt in $FERRUM_KIT_BIN (default .gpu): `scripts/gpu/build.sh` makes them.
 # Logs go to $OUT (default /tmp/ferrum-kit). SHAPES picks models (comma list, see make_models.py).
 set -uo pipefail
@@ -55,6 +57,24 @@ if [ -x "$BIN/ferrum" ] && [ -n "${ENGINE_MODELS:-llama3-8b}" ]; then
     "$BIN/ferrum" generate --model "$ROOT/$m" --device cuda \
       --prompt "hello world" --max-tokens 64 --ignore-eos --temperature 0 --print-token-ids \
       2>&1 | tee -a "$OUT/engine.log" || status=1
+    # Seeded sampling is reproducible: 48 prompts (greedy, seeded top-p, seeded top-k) generated
+    # three times, one-step and async loops, give the same token ids every time.
+    python3 -c 'import json
+for i in range(48):
+    line = {"prompt": "Item %d: the story of %s" % (i, "x" * (i % 23)), "max_tokens": 8 + (i * 37) % 120, "temperature": 0}
+    if i % 3 == 1: line.update({"temperature": 0.8, "seed": i, "top_p": 0.9})
+    if i % 3 == 2: line.update({"temperature": 0.8, "seed": i, "top_k": 50})
+    print(json.dumps(line))' > "$ROOT/seeded_prompts.jsonl"
+    sums=""
+    for flag in --no-async-scheduling --no-async-scheduling --async-scheduling; do
+      sums="$sums $("$BIN/ferrum" generate --model "$ROOT/$m" --device cuda --prompts-file \
+        "$ROOT/seeded_prompts.jsonl" --print-token-ids $flag 2>/dev/null | md5sum | cut -c1-32)"
+    done
+    if [ "$(echo $sums | tr ' ' '\n' | sort -u | wc -l)" = 1 ]; then
+      echo "$m: seeded sampling reproducible over 3 runs ($sums)" | tee -a "$OUT/engine.log"
+    else
+      echo "$m: seeded sampling NOT reproducible over 3 runs:$sums" | tee -a "$OUT/engine.log"; status=1
+    fi
     # Single-stream latency as `vllm bench latency` measures it: one 32-token prompt, 128 tokens.
     timeout 120 "$BIN/ferrum" bench latency --model "$ROOT/$m" --device cuda --batch-size 1 \
       --input-len 32 --output-len 128 --num-iters-warmup 2 --num-iters 5 2>&1 | tail -4 | tee -a "$OUT/engine.log"

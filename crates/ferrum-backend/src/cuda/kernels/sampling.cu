@@ -5,6 +5,9 @@
 // The uniform comes from the request's own generator on the host, so a seeded request draws
 // the same whatever else shares the batch.
 //
+// Every sum that decides a token is independent of thread timing (integer histograms, fixed-order
+// scans and reductions), so a seeded request draws the same token on every run.
+//
 // Greedy takes the arg-max, lowest id on ties (the host sampler's rule). Random keeps the
 // tokens that survive top-k, then top-p over the top-k set, then min-p, and draws by inverse
 // CDF in vocabulary order with weights exp((logit - max) / temperature). Top-k and top-p
@@ -19,6 +22,9 @@ __device__ __forceinline__ u32 f2ord(float f) {
     const u32 b = __float_as_uint(f);
     return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
 }
+
+// A top-p weight in [0, 1] as a fixed-point integer of 2^-40 units (see sample_rows).
+__device__ __forceinline__ u64 mass_fix(float w) { return __float2ull_rz(w * 1099511627776.0f); }
 
 // A logit as f32; NaN counts as -inf so that it is never chosen.
 __device__ __forceinline__ float logit_value(float x) { return x != x ? -F_INF : x; }
@@ -197,9 +203,9 @@ extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS)
     u32 thr = f2ord(-F_INF) + 1;
 
     __shared__ u32 hist[256];
-    __shared__ float hmass[256];
+    __shared__ u64 hfix[256];
     __shared__ u32 sel_bin, sel_flag, sel_need;
-    __shared__ float sel_rest;
+    __shared__ u64 sel_rest_fix;
 
     if (top_k > 0 && top_k < vocab) {
         u32 prefix = 0, mask = 0, need = top_k;
@@ -237,49 +243,56 @@ extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS)
     }
 
     if (top_p < 1.0f) {
-        float z = 0.0f;
-        scan_row(row, vocab, [&](u32, float x) {
-            if (f2ord(x) >= thr) z += __expf((x - best) * inv_t);
-        });
-        float need = top_p * block_sum(z);
+        // Masses are summed as fixed-point integers (units of 2^-40): integer sums do not
+        // depend on the order in which threads add them, so the cut-off, and the token a seeded
+        // request draws, are the same on every run and in every batch. A weight is at most 1
+        // (the arg-max's, which is always kept), so 2^40 per token stays far below 2^64 for any
+        // vocabulary, and the first round's sum is the total kept mass.
+        u64 need = 0;
         u32 prefix = 0, mask = 0;
         bool cut = true;
         for (int shift = 24; shift >= 0 && cut; shift -= 8) {
-            for (u32 b = tid; b < 256; b += nt) hmass[b] = 0.0f;
+            for (u32 b = tid; b < 256; b += nt) hfix[b] = 0;
             __syncthreads();
             scan_row(row, vocab, [&](u32, float x) {
                 const u32 o = f2ord(x);
                 if (o >= thr && (o & mask) == prefix)
-                    atomicAdd(&hmass[(o >> shift) & 255u], __expf((x - best) * inv_t));
+                    atomicAdd(&hfix[(o >> shift) & 255u], mass_fix(__expf((x - best) * inv_t)));
             });
             __syncthreads();
             if (tid == 0) {
-                float acc = 0.0f;
+                if (shift == 24) {
+                    u64 total = 0;
+                    for (int b = 0; b < 256; ++b) total += hfix[b];
+                    need = (u64)((double)total * (double)top_p);
+                    if (need == 0) need = 1;
+                }
+                u64 acc = 0;
                 int last = -1;
                 sel_flag = 0;
                 for (int b = 255; b >= 0; --b) {
-                    if (hmass[b] > 0.0f) last = b;
-                    if (hmass[b] > 0.0f && acc + hmass[b] >= need) {
+                    if (hfix[b] > 0) last = b;
+                    if (hfix[b] > 0 && acc + hfix[b] >= need) {
                         sel_bin = (u32)b;
                         sel_flag = 1;
                         need -= acc;
                         break;
                     }
-                    acc += hmass[b];
+                    acc += hfix[b];
                 }
-                // Rounding left the target past the last bin: keep everything down to it.
+                // Every weight below 2^-40 counts 0: keep everything down to the last bin.
                 if (!sel_flag && last >= 0) {
                     sel_bin = (u32)last;
                     sel_flag = 1;
-                    need = hmass[last];
+                    need = hfix[last];
                 }
-                sel_rest = need;
+                sel_rest_fix = need;
             }
             __syncthreads();
             if (!sel_flag) {
                 cut = false;
             } else {
-                need = sel_rest;
+                need = sel_rest_fix;
                 prefix |= sel_bin << shift;
                 mask |= 255u << shift;
                 if (shift == 0) thr = max(thr, prefix);
