@@ -29,6 +29,16 @@ const _: () = assert!(GEMV_SILU_NORM_MAX_ROWS == GEMV_ALWAYS_ROWS);
 /// better from 4 rows on.
 const GEMV_SMALL_MATRIX: usize = 12 << 20;
 
+/// Which kernel of `gemv.cu` a GEMV launch runs.
+pub(super) enum GemvForm<'a> {
+    /// `gemv_<M>`: y = x · Wᵀ (+ bias).
+    Plain,
+    /// `gemv_norm_<M>`: x is the residual stream, normalized with this weight and eps.
+    Norm(&'a CudaWeight, f32),
+    /// `gemv_res_<M>`: y, the residual stream, gets the product added.
+    Residual,
+}
+
 /// One matrix of a GEMV launch: weight, optional bias, output, output width.
 pub(super) struct Segment {
     w: u64,
@@ -93,14 +103,14 @@ impl CudaBackend {
         })
     }
 
-    /// Up to three matrices over the same `x` in one launch (see `gemv.cu`); with `norm`, `x`
-    /// is the residual stream and its RMSNorm is folded in (`gemv_norm_<M>`).
+    /// Up to three matrices over the same `x` in one launch, in one of the forms of `gemv.cu`
+    /// (which share their parameters).
     pub(super) fn gemv_launch(
         &self,
         x: &CudaActivations,
         rows: usize,
         segs: &[Segment],
-        norm: Option<(&CudaWeight, f32)>,
+        form: GemvForm<'_>,
     ) -> Result<()> {
         let none = Segment {
             w: 0,
@@ -122,33 +132,15 @@ impl CudaBackend {
             if segs.len() > 1 { s1.n } else { 0 },
             if segs.len() > 2 { s2.n } else { 0 },
         );
-        let Some((w, eps)) = norm else {
-            return launch!(
-                self,
-                &self.k.gemv[rows - 1],
-                "gemv",
-                cfg,
-                &xa,
-                &k,
-                &s0.w,
-                &s1.w,
-                &s2.w,
-                &s0.bias,
-                &s1.bias,
-                &s2.bias,
-                &s0.y,
-                &s1.y,
-                &s2.y,
-                &s0.n,
-                &n1,
-                &n2
-            );
+        let (f, name, (na, eps)) = match form {
+            GemvForm::Plain => (&self.k.gemv, "gemv", (0, 0.0)),
+            GemvForm::Norm(w, eps) => (&self.k.gemv_norm, "gemv_norm", (self.a(&w.data), eps)),
+            GemvForm::Residual => (&self.k.gemv_res, "gemv_res", (0, 0.0)),
         };
-        let na = self.a(&w.data);
         launch!(
             self,
-            &self.k.gemv_norm[rows - 1],
-            "gemv_norm",
+            &f[rows - 1],
+            name,
             cfg,
             &xa,
             &k,
@@ -164,6 +156,47 @@ impl CudaBackend {
             &s0.n,
             &n1,
             &n2,
+            &na,
+            &eps
+        )
+    }
+
+    /// gate/up with silu·mul in one launch; with `norm`, `x` is the residual stream and its
+    /// RMSNorm is folded in (`gemv_silu_norm_<M>`).
+    pub(super) fn gemv_silu_launch(
+        &self,
+        x: &CudaActivations,
+        gate: &CudaWeight,
+        up: &CudaWeight,
+        rows: usize,
+        out: &CudaActivations,
+        norm: Option<(&CudaWeight, f32)>,
+    ) -> Result<()> {
+        self.check_linear(x, gate, None, rows, out)?;
+        self.check_linear(x, up, None, rows, out)?;
+        let (xa, k) = (self.a(&x.data), as_u32(x.cols, "linear input width")?);
+        let (ga, ua, oa) = (self.a(&gate.data), self.a(&up.data), self.a(&out.data));
+        let n = as_u32(gate.rows, "MLP width")?;
+        let blocks = gate.rows.div_ceil(gemv_silu_block_rows(rows));
+        let (f, name, (na, eps)) = match norm {
+            None => (&self.k.gemv_silu, "gemv_silu", (0, 0.0)),
+            Some((w, eps)) => (
+                &self.k.gemv_silu_norm,
+                "gemv_silu_norm",
+                (self.a(&w.data), eps),
+            ),
+        };
+        launch!(
+            self,
+            &f[rows - 1],
+            name,
+            grid(blocks, 1, GEMV_THREADS)?,
+            &xa,
+            &k,
+            &ga,
+            &ua,
+            &oa,
+            &n,
             &na,
             &eps
         )
@@ -190,7 +223,12 @@ impl CudaBackend {
             return Ok(());
         }
         if self.gemv_wins(rows, weight.rows, weight.cols) {
-            return self.gemv_launch(x, rows, &[self.segment(weight, bias, out)?], None);
+            return self.gemv_launch(
+                x,
+                rows,
+                &[self.segment(weight, bias, out)?],
+                GemvForm::Plain,
+            );
         }
         let (xa, wa, ya) = (self.a(&x.data), self.a(&weight.data), self.a(&out.data));
         // cuBLAS runs in the calling thread's current context, and the engine thread is not
@@ -235,7 +273,7 @@ impl CudaBackend {
             self.check_linear(x, w, b, rows, out)?;
             segs.push(self.segment(w, b, out)?);
         }
-        self.gemv_launch(x, rows, &segs, None)
+        self.gemv_launch(x, rows, &segs, GemvForm::Plain)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -260,23 +298,6 @@ impl CudaBackend {
                 x.cols, gate.rows
             )
         });
-        self.check_linear(x, gate, None, rows, out)?;
-        self.check_linear(x, up, None, rows, out)?;
-        let (xa, k) = (self.a(&x.data), as_u32(x.cols, "linear input width")?);
-        let (ga, ua, oa) = (self.a(&gate.data), self.a(&up.data), self.a(&out.data));
-        let n = as_u32(gate.rows, "MLP width")?;
-        let blocks = gate.rows.div_ceil(gemv_silu_block_rows(rows));
-        launch!(
-            self,
-            &self.k.gemv_silu[rows - 1],
-            "gemv_silu",
-            grid(blocks, 1, GEMV_THREADS)?,
-            &xa,
-            &k,
-            &ga,
-            &ua,
-            &oa,
-            &n
-        )
+        self.gemv_silu_launch(x, gate, up, rows, out, None)
     }
 }

@@ -11,10 +11,9 @@
 //! - `FERRUM_CUDA_FUSED_NORM=0` (or [`CudaBackend::set_fused_norm`]) runs the separate ops at
 //!   every row count, to compare.
 
-use super::kernels::{
-    gemv_block_rows, gemv_silu_block_rows, GEMV_SILU_NORM_MAX_ROWS, GEMV_THREADS,
-};
-use super::{as_u32, grid, launch_err, CudaActivations, CudaBackend, CudaWeight};
+use super::kernels::GEMV_SILU_NORM_MAX_ROWS;
+use super::linear::GemvForm;
+use super::{CudaActivations, CudaBackend, CudaWeight};
 use crate::{Backend, BackendError, Result};
 
 impl CudaBackend {
@@ -42,23 +41,8 @@ impl CudaBackend {
             )
         });
         self.check_linear(x, weight, None, rows, residual)?;
-        let (xa, k) = (self.a(&x.data), as_u32(x.cols, "linear input width")?);
-        let (wa, ya) = (self.a(&weight.data), self.a(&residual.data));
-        let n = as_u32(weight.rows, "linear output width")?;
-        let no_bias = 0u64;
-        let blocks = weight.rows.div_ceil(gemv_block_rows(rows));
-        launch!(
-            self,
-            &self.k.gemv_res[rows - 1],
-            "gemv_res",
-            grid(blocks, 1, GEMV_THREADS)?,
-            &xa,
-            &k,
-            &wa,
-            &no_bias,
-            &ya,
-            &n
-        )?;
+        let seg = self.segment(weight, None, residual)?;
+        self.gemv_launch(x, rows, &[seg], GemvForm::Residual)?;
         Ok(true)
     }
 
@@ -106,7 +90,7 @@ impl CudaBackend {
             self.check_linear(residual, w, b, rows, out)?;
             segs.push(self.segment(w, b, out)?);
         }
-        self.gemv_launch(residual, rows, &segs, Some((norm, eps)))
+        self.gemv_launch(residual, rows, &segs, GemvForm::Norm(norm, eps))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -137,29 +121,6 @@ impl CudaBackend {
             )
         });
         self.check_folded_norm(residual, norm, rows, normed)?;
-        self.check_linear(residual, gate, None, rows, out)?;
-        self.check_linear(residual, up, None, rows, out)?;
-        let (xa, k) = (
-            self.a(&residual.data),
-            as_u32(residual.cols, "linear input width")?,
-        );
-        let (ga, ua, oa) = (self.a(&gate.data), self.a(&up.data), self.a(&out.data));
-        let na = self.a(&norm.data);
-        let n = as_u32(gate.rows, "MLP width")?;
-        let blocks = gate.rows.div_ceil(gemv_silu_block_rows(rows));
-        launch!(
-            self,
-            &self.k.gemv_silu_norm[rows - 1],
-            "gemv_silu_norm",
-            grid(blocks, 1, GEMV_THREADS)?,
-            &xa,
-            &k,
-            &ga,
-            &ua,
-            &oa,
-            &n,
-            &na,
-            &eps
-        )
+        self.gemv_silu_launch(residual, gate, up, rows, out, Some((norm, eps)))
     }
 }

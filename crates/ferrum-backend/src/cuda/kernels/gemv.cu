@@ -214,40 +214,33 @@ __device__ __forceinline__ void gemv_gated(const elem* __restrict__ x, u32 k, co
     }
 }
 
-#define GEMV_INSTANCES(M)                                                                                 \
+// Every form of a family takes the same parameters (the host launches them from one place);
+// forms without the norm ignore g and eps.
+#define GEMV_SEGMENT_KERNEL(NAME, M, NORM, RES)                                                          \
     extern "C" __global__ void __launch_bounds__(GEMV_THREADS)                                           \
-        gemv_##M(const elem* __restrict__ x, u32 k, u64 w0, u64 w1, u64 w2, u64 b0, u64 b1, u64 b2,     \
-                 u64 y0, u64 y1, u64 y2, u32 n0, u32 n1, u32 n2) {                                       \
-        gemv_segments<M, gemv_rows(M), false, false>(x, k, w0, w1, w2, b0, b1, b2, y0, y1, y2, n0, n1, n2, \
-                                                     nullptr, 0.0f);                                      \
-    }                                                                                                    \
-    extern "C" __global__ void __launch_bounds__(GEMV_THREADS)                                           \
-        gemv_norm_##M(const elem* __restrict__ x, u32 k, u64 w0, u64 w1, u64 w2, u64 b0, u64 b1, u64 b2, \
-                      u64 y0, u64 y1, u64 y2, u32 n0, u32 n1, u32 n2, const elem* __restrict__ g,       \
-                      float eps) {                                                                       \
-        gemv_segments<M, gemv_rows(M), true, false>(x, k, w0, w1, w2, b0, b1, b2, y0, y1, y2, n0, n1, n2, \
-                                                    g, eps);                                             \
-    }                                                                                                    \
-    extern "C" __global__ void __launch_bounds__(GEMV_THREADS)                                           \
-        gemv_res_##M(const elem* __restrict__ x, u32 k, u64 w, u64 b, u64 y, u32 n) {                    \
-        gemv_segments<M, gemv_rows(M), false, true>(x, k, w, 0, 0, b, 0, 0, y, 0, 0, n, 0, 0, nullptr,   \
-                                                    0.0f);                                               \
-    }                                                                                                    \
-    extern "C" __global__ void __launch_bounds__(GEMV_THREADS)                                           \
-        gemv_silu_##M(const elem* __restrict__ x, u32 k, const elem* __restrict__ wg,                   \
-                      const elem* __restrict__ wu, elem* __restrict__ out, u32 n) {                      \
-        gemv_gated<M, gemv_silu_rows(M), false>(x, k, wg, wu, out, n, nullptr, 0.0f);                    \
+        NAME##_##M(const elem* __restrict__ x, u32 k, u64 w0, u64 w1, u64 w2, u64 b0, u64 b1, u64 b2,    \
+                   u64 y0, u64 y1, u64 y2, u32 n0, u32 n1, u32 n2, const elem* __restrict__ g, float eps) { \
+        gemv_segments<M, gemv_rows(M), NORM, RES>(x, k, w0, w1, w2, b0, b1, b2, y0, y1, y2, n0, n1, n2, g, \
+                                                  eps);                                                  \
     }
+
+#define GEMV_SILU_KERNEL(NAME, M, NORM)                                                                  \
+    extern "C" __global__ void __launch_bounds__(GEMV_THREADS)                                           \
+        NAME##_##M(const elem* __restrict__ x, u32 k, const elem* __restrict__ wg,                      \
+                   const elem* __restrict__ wu, elem* __restrict__ out, u32 n, const elem* __restrict__ g, \
+                   float eps) {                                                                          \
+        gemv_gated<M, gemv_silu_rows(M), NORM>(x, k, wg, wu, out, n, g, eps);                            \
+    }
+
+#define GEMV_INSTANCES(M)                         \
+    GEMV_SEGMENT_KERNEL(gemv, M, false, false)    \
+    GEMV_SEGMENT_KERNEL(gemv_norm, M, true, false) \
+    GEMV_SEGMENT_KERNEL(gemv_res, M, false, true) \
+    GEMV_SILU_KERNEL(gemv_silu, M, false)
 
 // The gate/up·silu launch with the norm folded in, for the row counts where gate/up is a GEMV
 // (`GEMV_ALWAYS_ROWS` in linear.rs).
-#define GEMV_SILU_NORM_INSTANCE(M)                                                                       \
-    extern "C" __global__ void __launch_bounds__(GEMV_THREADS)                                           \
-        gemv_silu_norm_##M(const elem* __restrict__ x, u32 k, const elem* __restrict__ wg,              \
-                           const elem* __restrict__ wu, elem* __restrict__ out, u32 n,                   \
-                           const elem* __restrict__ g, float eps) {                                      \
-        gemv_gated<M, gemv_silu_rows(M), true>(x, k, wg, wu, out, n, g, eps);                            \
-    }
+#define GEMV_SILU_NORM_INSTANCE(M) GEMV_SILU_KERNEL(gemv_silu_norm, M, true)
 
 GEMV_INSTANCES(1)
 GEMV_INSTANCES(2)
