@@ -66,6 +66,28 @@ fn reference(x: &[f32], w: &[f32], bias: Option<&[f32]>, rows: usize, k: usize) 
     out
 }
 
+/// silu(x · gateᵀ) · (x · upᵀ) as the kernels round it (each projection, then silu, then the
+/// product), with a magnitude for the bound that covers both projections.
+fn silu_reference(x: &[f32], wg: &[f32], wu: &[f32], rows: usize, k: usize) -> Vec<(f64, f64)> {
+    let g = reference(x, wg, None, rows, k);
+    let u = reference(x, wu, None, rows, k);
+    g.iter()
+        .zip(&u)
+        .map(|(&(g, gm), &(u, um))| {
+            let s = bf(g / (1.0 + (-g).exp()));
+            (bf(s * u), gm.max(um) * (1.0 + u.abs()))
+        })
+        .collect()
+}
+
+/// One device matrix per host one: `widths[i]` rows of `k`.
+fn weights(b: &CudaBackend, host: &[Vec<f32>], widths: &[usize], k: usize) -> Vec<CudaWeight> {
+    host.iter()
+        .zip(widths)
+        .map(|(w, &n)| weight(b, n, k, w))
+        .collect()
+}
+
 /// `sum_err`: the allowed error per unit of Σ|xᵢwᵢ|.
 fn check(what: &str, got: &[f32], want: &[(f64, f64)], sum_err: f64) {
     assert_eq!(got.len(), want.len(), "{what}: length");
@@ -148,11 +170,7 @@ fn fused_qkv_and_gate_up_match_the_separate_ops() {
         let widths = [256, 64, 63];
         let ws: Vec<Vec<f32>> = widths.iter().map(|&n| rng.vec_bf16(n * k)).collect();
         let bs: Vec<Vec<f32>> = widths.iter().map(|&n| rng.vec_bf16(n)).collect();
-        let wd: Vec<CudaWeight> = ws
-            .iter()
-            .zip(widths)
-            .map(|(w, n)| weight(&b, n, k, w))
-            .collect();
+        let wd = weights(&b, &ws, &widths, k);
         let bd: Vec<CudaWeight> = bs
             .iter()
             .zip(widths)
@@ -207,16 +225,7 @@ fn fused_qkv_and_gate_up_match_the_separate_ops() {
         let mut out = b.new_activations(rows, n).expect("act");
         b.gate_up_silu(&xd, &gd, &ud, rows, &mut gate_buf, &mut up_buf, &mut out)
             .expect("gate_up_silu");
-        let g = reference(&x, &wg, None, rows, k);
-        let u = reference(&x, &wu, None, rows, k);
-        let want: Vec<(f64, f64)> = g
-            .iter()
-            .zip(&u)
-            .map(|(&(g, gm), &(u, um))| {
-                let s = bf(g / (1.0 + (-g).exp()));
-                (bf(s * u), gm.max(um) * (1.0 + u.abs()))
-            })
-            .collect();
+        let want = silu_reference(&x, &wg, &wu, rows, k);
         check(
             &format!("gate/up silu rows={rows}"),
             &b.to_host(&out, rows).expect("host"),
@@ -291,24 +300,11 @@ fn residual_add_and_folded_norm_match_the_separate_ops() {
 
         let widths = [256usize, 64, 63];
         let ws: Vec<Vec<f32>> = widths.iter().map(|&n| rng.vec_bf16(n * k)).collect();
-        let wd: Vec<CudaWeight> = ws
-            .iter()
-            .zip(widths)
-            .map(|(w, n)| weight(&b, n, k, w))
-            .collect();
+        let wd = weights(&b, &ws, &widths, k);
         let n = 301;
         let (wg, wu) = (rng.vec_bf16(n * k), rng.vec_bf16(n * k));
         let (gwd, uwd) = (weight(&b, n, k, &wg), weight(&b, n, k, &wu));
-        let gr = reference(&x, &wg, None, rows, k);
-        let ur = reference(&x, &wu, None, rows, k);
-        let silu_want: Vec<(f64, f64)> = gr
-            .iter()
-            .zip(&ur)
-            .map(|(&(g, gm), &(u, um))| {
-                let s = bf(g / (1.0 + (-g).exp()));
-                (bf(s * u), gm.max(um) * (1.0 + u.abs()))
-            })
-            .collect();
+        let silu_want = silu_reference(&x, &wg, &wu, rows, k);
         for fused in [true, false] {
             b.set_fused_norm(fused);
             let mut res = acts(&b, rows, k, h2);
