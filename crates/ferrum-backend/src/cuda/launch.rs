@@ -7,7 +7,8 @@
 //!   buffer another op touches; the only reads before it are of weights, which no op writes,
 //!   and of the step's metadata, which the upload wrote before the step's first kernel (a copy
 //!   is never overlapped, and each kernel starts only after its predecessor's blocks passed
-//!   their wait). So the overlap hides launch latency and the first loads, and changes no
+//!   their wait); decode attention also prefetches into L1, without reading them, the KV rows
+//!   that earlier steps wrote. So the overlap hides launch latency and the first loads, and changes no
 //!   result.
 //! - A kernel may let blocks return before the wait, but at least one block of every launch
 //!   waits: the next kernel is released when all blocks have triggered or exited, and only a
@@ -75,4 +76,39 @@ pub(crate) unsafe fn launch(
         )
     }
     .result()
+}
+
+/// `FERRUM_CUDA_SKIP_KERNELS`: a comma list of launch names (`attn_decode`, `add_rms_norm`,
+/// ...), a name followed by a grid width picking one shape (`gemv640`). Those launches are
+/// not made, so the outputs are wrong; what it is for is timing: a step recorded without a
+/// kernel class costs what the rest costs, and the difference is that class's share of the
+/// pipelined step, which per-kernel profiles do not show.
+pub(super) fn skipped_kernels() -> Vec<String> {
+    let skip: Vec<String> = std::env::var("FERRUM_CUDA_SKIP_KERNELS")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    if !skip.is_empty() {
+        tracing::warn!(
+            kernels = skip.join(","),
+            "FERRUM_CUDA_SKIP_KERNELS: these launches are left out, every output is wrong \
+             (a timing diagnostic)"
+        );
+    }
+    skip
+}
+
+impl super::CudaBackend {
+    /// Whether the launch of `name` with `cfg` is left out (`FERRUM_CUDA_SKIP_KERNELS`).
+    pub(super) fn skips(&self, name: &str, cfg: &LaunchConfig) -> bool {
+        !self.skip.is_empty()
+            && self.skip.iter().any(|s| {
+                s == name
+                    || s.strip_prefix(name)
+                        .is_some_and(|w| w == cfg.grid_dim.0.to_string())
+            })
+    }
 }

@@ -113,29 +113,6 @@ fn as_u32(v: usize, what: &str) -> Result<u32> {
     u32::try_from(v).map_err(|_| BackendError::Batch(format!("{what} {v} exceeds u32")))
 }
 
-/// `FERRUM_CUDA_SKIP_KERNELS`: a comma list of launch names (`attn_decode`, `add_rms_norm`,
-/// ...), a name followed by a grid width picking one shape (`gemv640`). Those launches are
-/// not made, so the outputs are wrong; what it is for is timing: a step recorded without a
-/// kernel class costs what the rest costs, and the difference is that class's share of the
-/// pipelined step, which per-kernel profiles do not show.
-fn skipped_kernels() -> Vec<String> {
-    let skip: Vec<String> = std::env::var("FERRUM_CUDA_SKIP_KERNELS")
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect();
-    if !skip.is_empty() {
-        tracing::warn!(
-            kernels = skip.join(","),
-            "FERRUM_CUDA_SKIP_KERNELS: these launches are left out, every output is wrong \
-             (a timing diagnostic)"
-        );
-    }
-    skip
-}
-
 fn launch_err(name: &str, e: cudarc::driver::DriverError) -> BackendError {
     CudaError::Driver(format!("launching {name}: {e}")).into()
 }
@@ -214,18 +191,8 @@ impl CudaBackend {
             sampler: std::sync::Mutex::new(sampling::SamplerState::default()),
             small_gemv: std::env::var("FERRUM_CUDA_GEMV").map_or(true, |v| v != "0"),
             fused_norm: std::env::var("FERRUM_CUDA_FUSED_NORM").map_or(true, |v| v != "0"),
-            skip: skipped_kernels(),
+            skip: launch::skipped_kernels(),
         })
-    }
-
-    /// Whether the launch of `name` with `cfg` is left out (`FERRUM_CUDA_SKIP_KERNELS`).
-    fn skips(&self, name: &str, cfg: &LaunchConfig) -> bool {
-        !self.skip.is_empty()
-            && self.skip.iter().any(|s| {
-                s == name
-                    || s.strip_prefix(name)
-                        .is_some_and(|w| w == cfg.grid_dim.0.to_string())
-            })
     }
 
     pub fn info(&self) -> &CudaDeviceInfo {
