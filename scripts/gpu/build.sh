@@ -12,10 +12,10 @@ for t in cuda_kernels cuda_parity cuda_sampling cuda_attention cuda_linear; do
     | python3 -c 'import sys,json;[print(m["executable"]) for m in map(json.loads,sys.stdin) if m.get("executable")]' | tail -1)
   cp "$exe" ".gpu/$t"
 done
-for t in cuda_async; do
-  exe=$(cargo test --release -p ferrum-engine --test "$t" --no-run --message-format=json 2>/dev/null \
+for t in ferrum-engine:cuda_async ferrum-executor:cuda_step_alloc; do
+  exe=$(cargo test --release -p "${t%%:*}" --test "${t#*:}" --no-run --message-format=json 2>/dev/null \
     | python3 -c 'import sys,json;[print(m["executable"]) for m in map(json.loads,sys.stdin) if m.get("executable")]' | tail -1)
-  cp "$exe" ".gpu/$t"
+  cp "$exe" ".gpu/${t#*:}"
 done
 if [ "${WITH_CLI:-1}" = 1 ]; then
   cargo build --release -p ferrum-cli

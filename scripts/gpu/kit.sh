@@ -4,7 +4,8 @@
 #      with transformers, with its reference logits and greedy tokens, and the copy bandwidth;
 #   2. NVRTC compile check of our kernels for sm_80..sm_90 (cuda_kernels test binary), device
 #      sampling and attention kernels against references (cuda_sampling, cuda_attention), and
-#      the engine with async scheduling against the one-step loop (cuda_async);
+#      the engine with async scheduling against the one-step loop (cuda_async), and no host
+#      allocation in a warm decode step (cuda_step_alloc);
 #   3. CUDA vs CPU on the testkit's tiny presets, and the parity/decode run on the models of 1
 #      (cuda_parity test binary), in bf16 and again in f32;
 #   4. compare.py: the checks and a short table, printed last;
@@ -33,7 +34,7 @@ echo "== cuda_kernels" > "$OUT/tests.log"
 "$BIN/cuda_kernels" --test-threads 1 2>&1 | tee -a "$OUT/tests.log" || status=1
 # Device sampling against the host sampler; attention kernels against a naive reference, with
 # the kernels' timings.
-for t in cuda_sampling cuda_attention cuda_linear cuda_async; do
+for t in cuda_sampling cuda_attention cuda_linear cuda_async cuda_step_alloc; do
   [ -x "$BIN/$t" ] || continue
   echo "== $t" >> "$OUT/tests.log"
   "$BIN/$t" --test-threads 1 --include-ignored --nocapture 2>&1 | tee -a "$OUT/tests.log" || status=1

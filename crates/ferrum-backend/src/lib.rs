@@ -372,10 +372,11 @@ pub trait Backend: Send + Sync {
         )))
     }
 
-    /// The tokens of a [`Backend::sample_deferred`] call, one per row (blocks until they
-    /// are on the host).
-    fn wait_sampled(&self, ticket: u64) -> Result<Vec<u32>> {
-        let _ = ticket;
+    /// The tokens of a [`Backend::sample_deferred`] call, one per row, into `out` (replacing
+    /// its contents, so that a caller that keeps `out` allocates nothing); blocks until they
+    /// are on the host.
+    fn wait_sampled(&self, ticket: u64, out: &mut Vec<u32>) -> Result<()> {
+        let _ = (ticket, out);
         Err(BackendError::Device(format!(
             "{} does not defer sampling",
             self.name()

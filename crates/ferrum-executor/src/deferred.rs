@@ -80,7 +80,8 @@ impl<B: Backend> Executor<B> {
 
     /// Waits for a deferred step's tokens and writes them in for its placeholders.
     pub fn collect(&mut self, pending: PendingStep) -> Result<ModelRunnerOutput> {
-        let tokens = self.runner.wait_sampled(pending.ticket)?;
+        let mut tokens = std::mem::take(&mut self.sampled_buf);
+        self.runner.wait_sampled(pending.ticket, &mut tokens)?;
         let mut out = ModelRunnerOutput::default();
         for (id, sample) in pending.planned {
             let sampled = match sample {
@@ -111,6 +112,7 @@ impl<B: Backend> Executor<B> {
             out.req_ids.push(id);
             out.sampled_token_ids.push(sampled);
         }
+        self.sampled_buf = tokens;
         Ok(out)
     }
 }

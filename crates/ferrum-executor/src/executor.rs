@@ -29,6 +29,8 @@ pub struct Executor<B: Backend> {
     /// The host-sampled logits of the last step, kept so that a step allocates no new
     /// `[rows, vocab]` buffer (megabytes at a few dozen rows).
     logits_buf: Vec<f32>,
+    /// The device-sampled tokens of the last step, kept for the same reason.
+    pub(crate) sampled_buf: Vec<u32>,
     /// The latest sampling whose tokens the device holds (0: none yet).
     pub(crate) last_ticket: u64,
 }
@@ -54,6 +56,7 @@ impl<B: Backend> Executor<B> {
             eos_token_ids,
             vocab_size,
             logits_buf: Vec::new(),
+            sampled_buf: Vec::new(),
             last_ticket: 0,
         }
     }
@@ -153,7 +156,8 @@ impl<B: Backend> Executor<B> {
         // Where the device samples, only token ids come back, plus the rows the host still
         // samples itself (those that want log-probabilities); otherwise every row comes back.
         // `host_slot[r]`: where logits row r sits in `logits` when the host samples it.
-        let mut device_tokens = Vec::new();
+        let mut device_tokens = std::mem::take(&mut self.sampled_buf);
+        device_tokens.clear();
         let (mut logits, host_slot) = if self.runner.backend().samples_on_device() {
             let DeviceRows {
                 modes,
@@ -161,16 +165,16 @@ impl<B: Backend> Executor<B> {
                 host_rows,
                 host_slot,
             } = self.device_rows(&plan)?;
-            device_tokens = if modes.is_empty() {
-                Vec::new()
-            } else if self.can_defer() {
-                // Through a ticket, so that `last_ticket` names what the device holds.
-                let t = self.runner.sample_deferred(&modes, &adjust)?;
-                self.last_ticket = t;
-                self.runner.wait_sampled(t)?
-            } else {
-                self.runner.sample_on_device(&modes, &adjust)?
-            };
+            if !modes.is_empty() {
+                if self.can_defer() {
+                    // Through a ticket, so that `last_ticket` names what the device holds.
+                    let t = self.runner.sample_deferred(&modes, &adjust)?;
+                    self.last_ticket = t;
+                    self.runner.wait_sampled(t, &mut device_tokens)?;
+                } else {
+                    device_tokens = self.runner.sample_on_device(&modes, &adjust)?;
+                }
+            }
             (self.runner.logit_rows(&host_rows)?, host_slot)
         } else {
             let mut all = std::mem::take(&mut self.logits_buf);
@@ -240,6 +244,7 @@ impl<B: Backend> Executor<B> {
             out.logprobs = Some(all_logprobs);
         }
         self.logits_buf = logits;
+        self.sampled_buf = device_tokens;
         Ok(Submitted::Done(out))
     }
 }

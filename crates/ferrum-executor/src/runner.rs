@@ -325,8 +325,9 @@ impl<B: Backend> ModelRunner<B> {
             .sample_deferred(&mut self.ws.logits, rows, adjust)?)
     }
 
-    pub fn wait_sampled(&self, ticket: u64) -> Result<Vec<u32>> {
-        Ok(self.backend.wait_sampled(ticket)?)
+    /// The tokens of ticket `ticket`, into `out` (see [`Backend::wait_sampled`]).
+    pub fn wait_sampled(&self, ticket: u64, out: &mut Vec<u32>) -> Result<()> {
+        Ok(self.backend.wait_sampled(ticket, out)?)
     }
 
     /// Logits rows `rows` of the last forward pass as f32, concatenated.

@@ -39,44 +39,56 @@ const DECODE_SHORT_CTX: u32 = 1024;
 /// context of a small batch is latency-bound: more blocks, not longer ones).
 const DECODE_MIN_CHUNK: usize = 128;
 
-/// The attention work lists of one batch, derived on the host.
+/// The attention work lists of one batch, derived on the host. The backend keeps one and
+/// refills it every step, so its vectors are allocated once.
+#[derive(Default)]
 pub(crate) struct AttentionWork {
     /// `(seq, first query)` pairs, flattened, the items with the most keys first.
     pub prefill_items: Vec<u32>,
     pub decode_tokens: Vec<u32>,
     pub max_decode_ctx: usize,
     pub queries_exceed_context: bool,
+    /// `(keys before the item's first query, seq, first query)`, to sort the items.
+    items: Vec<(u32, u32, u32)>,
 }
 
 impl AttentionWork {
+    #[cfg(test)]
     pub fn new(query_start_loc: &[u32], seq_lens: &[u32]) -> Self {
-        let mut w = AttentionWork {
-            prefill_items: Vec::new(),
-            decode_tokens: Vec::new(),
-            max_decode_ctx: 0,
-            queries_exceed_context: false,
-        };
-        // (keys before the item's first query, seq, first query)
-        let mut items = Vec::new();
+        let mut w = Self::default();
+        w.fill(query_start_loc, seq_lens);
+        w
+    }
+
+    /// Replaces the lists with those of the batch `query_start_loc`, `seq_lens`.
+    pub fn fill(&mut self, query_start_loc: &[u32], seq_lens: &[u32]) {
+        self.prefill_items.clear();
+        self.decode_tokens.clear();
+        self.items.clear();
+        self.max_decode_ctx = 0;
+        self.queries_exceed_context = false;
         for (s, (q, &ctx)) in query_start_loc.windows(2).zip(seq_lens).enumerate() {
             let q_len = q[1].saturating_sub(q[0]);
             if q_len > ctx {
-                w.queries_exceed_context = true;
+                self.queries_exceed_context = true;
             }
             if q_len == 1 {
-                w.decode_tokens.push(q[0]);
-                w.max_decode_ctx = w.max_decode_ctx.max(ctx as usize);
+                self.decode_tokens.push(q[0]);
+                self.max_decode_ctx = self.max_decode_ctx.max(ctx as usize);
             } else {
                 for off in (0..q_len).step_by(PREFILL_ITEM_TOKENS as usize) {
-                    items.push((ctx.saturating_sub(q_len) + off, s as u32, off));
+                    self.items
+                        .push((ctx.saturating_sub(q_len) + off, s as u32, off));
                 }
             }
         }
         // Longest causal context first: the blocks with the most keys start in the first
-        // wave instead of running alone at the end.
-        items.sort_by_key(|&(keys, s, off)| (std::cmp::Reverse(keys), s, off));
-        w.prefill_items = items.iter().flat_map(|&(_, s, off)| [s, off]).collect();
-        w
+        // wave instead of running alone at the end. (Unstable sort: the keys are distinct,
+        // and it needs no buffer.)
+        self.items
+            .sort_unstable_by_key(|&(keys, s, off)| (std::cmp::Reverse(keys), s, off));
+        self.prefill_items
+            .extend(self.items.iter().flat_map(|&(_, s, off)| [s, off]));
     }
 }
 

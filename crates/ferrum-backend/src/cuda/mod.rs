@@ -142,6 +142,8 @@ pub struct CudaBackend {
     skip: Vec<String>,
     /// The sampler's persistent buffers (`sampling.rs`).
     sampler: std::sync::Mutex<sampling::SamplerState>,
+    /// The host side of each step's metadata upload (`step_batch.rs`).
+    step_host: std::sync::Mutex<step_batch::StepHost>,
 }
 
 impl Drop for CudaBackend {
@@ -189,6 +191,7 @@ impl CudaBackend {
             graphs: graph::GraphState::default(),
             staging: std::sync::Mutex::new(None),
             sampler: std::sync::Mutex::new(sampling::SamplerState::default()),
+            step_host: std::sync::Mutex::new(step_batch::StepHost::default()),
             small_gemv: std::env::var("FERRUM_CUDA_GEMV").map_or(true, |v| v != "0"),
             fused_norm: std::env::var("FERRUM_CUDA_FUSED_NORM").map_or(true, |v| v != "0"),
             skip: launch::skipped_kernels(),
@@ -759,8 +762,8 @@ impl Backend for CudaBackend {
         sampling::sample_deferred(self, logits, rows, adjust)
     }
 
-    fn wait_sampled(&self, ticket: u64) -> Result<Vec<u32>> {
-        sampling::wait_sampled(self, ticket)
+    fn wait_sampled(&self, ticket: u64, out: &mut Vec<u32>) -> Result<()> {
+        sampling::wait_sampled(self, ticket, out)
     }
 
     fn patch_input_ids(&self, batch: &CudaBatch, patches: &[[u32; 2]]) -> Result<()> {

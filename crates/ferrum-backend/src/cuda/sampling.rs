@@ -5,14 +5,15 @@
 //! - parameters and adjustments travel in one `u32` upload per step, checked on the host first
 //!   (rows within the logits buffer, one entry per (row, token), tokens within the
 //!   vocabulary); a row marked [`RowSampling::Host`] is left untouched by the sampling kernel;
-//! - the buffers are the backend's and persist (no allocation per step once they are large
-//!   enough): the tokens of the latest selection stay in `tokens` until the next one, which
+//! - the buffers, on the device and on the host, are the backend's and persist (no allocation
+//!   per step once they are large enough): the tokens of the latest selection stay in `tokens` until the next one, which
 //!   is what `patch_input_ids` reads; each selection is copied to one of two page-locked host
 //!   buffers (ticket parity), so the host may read ticket t while t + 1 is queued, but must
 //!   have read t before t + 2 is issued.
 
-use cudarc::driver::{CudaEvent, CudaSlice, LaunchConfig, PinnedHostSlice, PushKernelArg};
+use cudarc::driver::{CudaEvent, CudaFunction, CudaSlice, LaunchConfig, PinnedHostSlice};
 
+use super::launch::param;
 use super::tensor::{grow_zeroed, CudaBatch};
 use super::{as_u32, launch_err, CudaActivations, CudaBackend, CudaError};
 use crate::{BackendError, LogitAdjust, Result, RowSampling};
@@ -34,6 +35,27 @@ pub(super) struct SamplerState {
     /// The ticket each host buffer holds until the host reads it.
     unread: [Option<u64>; 2],
     staging: super::host_ring::HostRing,
+    /// The words of the latest upload (parameters or patches), laid out on the host; kept so
+    /// that a step allocates nothing.
+    words: Vec<u32>,
+}
+
+/// Enqueues `f` without programmatic dependent launch: the sampling kernels do not wait for
+/// their predecessor themselves.
+///
+/// # Safety
+/// As `launch::launch`: one pointer per kernel parameter, of the declared types, and every
+/// device address valid for the kernel's accesses.
+unsafe fn launch_plain(
+    be: &CudaBackend,
+    f: &CudaFunction,
+    name: &str,
+    cfg: LaunchConfig,
+    params: &mut [*mut std::ffi::c_void],
+) -> Result<()> {
+    // SAFETY: the caller's contract.
+    unsafe { super::launch::launch(false, &be.stream, f, cfg, params) }
+        .map_err(|e| launch_err(name, e))
 }
 
 fn state(be: &CudaBackend) -> Result<std::sync::MutexGuard<'_, SamplerState>> {
@@ -90,7 +112,9 @@ pub(super) fn sample(
         return Ok(Vec::new());
     }
     let ticket = sample_deferred(be, logits, rows, adjust)?;
-    wait_sampled(be, ticket)
+    let mut tokens = Vec::with_capacity(rows.len());
+    wait_sampled(be, ticket, &mut tokens)?;
+    Ok(tokens)
 }
 
 pub(super) fn sample_deferred(
@@ -105,7 +129,11 @@ pub(super) fn sample_deferred(
         return Err(BackendError::Batch("sampling zero rows".into()));
     }
     let vocab = logits.cols;
-    let mut host = Vec::with_capacity(n * PARAM_WORDS + adjust.len() * ADJUST_WORDS);
+    let mut st = state(be)?;
+    let st = &mut *st;
+    let host = &mut st.words;
+    host.clear();
+    host.reserve(n * PARAM_WORDS + adjust.len() * ADJUST_WORDS);
     for r in rows {
         host.extend_from_slice(&row_words(r));
     }
@@ -124,8 +152,6 @@ pub(super) fn sample_deferred(
             a.post_add.to_bits(),
         ]);
     }
-    let mut st = state(be)?;
-    let st = &mut *st;
     let ticket = st.issued + 1;
     let slot = (ticket % 2) as usize;
     if let Some(old) = st.unread[slot] {
@@ -133,7 +159,7 @@ pub(super) fn sample_deferred(
             "sampling ticket {ticket} issued before ticket {old} was read"
         )));
     }
-    ensure(be, &mut st.params, host.len(), "sampling parameters")?;
+    ensure(be, &mut st.params, st.words.len(), "sampling parameters")?;
     // The token buffer is sized once for every row the logits can hold, so that a later
     // growth never drops the tokens a patch still reads.
     let capacity = logits.capacity_rows.max(n);
@@ -142,19 +168,25 @@ pub(super) fn sample_deferred(
         return Err(BackendError::Device("sampling buffers missing".into()));
     };
     let base = super::addr(params, &be.stream);
-    // `params` holds at least `host.len()` words (grown above).
-    st.staging.upload(&be.ctx, &be.stream, &host, base)?;
+    // `params` holds at least `words.len()` words (grown above).
+    st.staging.upload(&be.ctx, &be.stream, &st.words, base)?;
     let la = be.a(&logits.data);
     let v = as_u32(vocab, "vocab")?;
     if !adjust.is_empty() {
         let ops = base + (4 * n * PARAM_WORDS) as u64;
         let count = as_u32(adjust.len(), "logit adjustments")?;
         let cfg = super::grid(adjust.len().div_ceil(256), 1, 256)?;
-        let mut b = be.stream.launch_builder(&be.k.apply_logit_adjust);
-        b.arg(&la).arg(&ops).arg(&count).arg(&v);
         // SAFETY: `ops` holds `count` entries of ADJUST_WORDS words whose rows and tokens were
         // checked against the logits buffer above.
-        unsafe { b.launch(cfg) }.map_err(|e| launch_err("apply_logit_adjust", e))?;
+        unsafe {
+            launch_plain(
+                be,
+                &be.k.apply_logit_adjust,
+                "apply_logit_adjust",
+                cfg,
+                &mut [param(&la), param(&ops), param(&count), param(&v)],
+            )
+        }?;
     }
     let oa = super::addr(tokens, &be.stream);
     let cfg = LaunchConfig {
@@ -162,11 +194,17 @@ pub(super) fn sample_deferred(
         block_dim: (SAMPLE_THREADS, 1, 1),
         shared_mem_bytes: 0,
     };
-    let mut b = be.stream.launch_builder(&be.k.sample_rows);
-    b.arg(&la).arg(&base).arg(&v).arg(&oa);
     // SAFETY: `base` holds n rows of PARAM_WORDS words, the logits buffer at least n rows of
     // `vocab` values and `tokens` at least n words.
-    unsafe { b.launch(cfg) }.map_err(|e| launch_err("sample_rows", e))?;
+    unsafe {
+        launch_plain(
+            be,
+            &be.k.sample_rows,
+            "sample_rows",
+            cfg,
+            &mut [param(&la), param(&base), param(&v), param(&oa)],
+        )
+    }?;
     if st.host[slot].as_ref().is_none_or(|(h, _)| h.len() < n) {
         // SAFETY: page-locked memory of `capacity` u32 (cached, not write-combined: the host
         // reads it); every word read was written by a copy below first.
@@ -188,7 +226,8 @@ pub(super) fn sample_deferred(
     Ok(ticket)
 }
 
-pub(super) fn wait_sampled(be: &CudaBackend, ticket: u64) -> Result<Vec<u32>> {
+/// Waits for ticket `ticket`'s tokens and puts them in `out` (replacing its contents).
+pub(super) fn wait_sampled(be: &CudaBackend, ticket: u64, out: &mut Vec<u32>) -> Result<()> {
     let mut st = state(be)?;
     let slot = (ticket % 2) as usize;
     if st.unread[slot] != Some(ticket) {
@@ -197,15 +236,16 @@ pub(super) fn wait_sampled(be: &CudaBackend, ticket: u64) -> Result<Vec<u32>> {
         )));
     }
     let n = st.host_rows[slot];
-    let tokens = match st.host[slot].as_ref() {
+    match st.host[slot].as_ref() {
         Some((h, ev)) => {
             ev.synchronize().map_err(CudaError::from)?;
-            h.as_slice().map_err(CudaError::from)?[..n].to_vec()
+            out.clear();
+            out.extend_from_slice(&h.as_slice().map_err(CudaError::from)?[..n]);
         }
         None => return Err(BackendError::Device("sampling host buffer missing".into())),
-    };
+    }
     st.unread[slot] = None;
-    Ok(tokens)
+    Ok(())
 }
 
 pub(super) fn patch_input_ids(
@@ -220,7 +260,7 @@ pub(super) fn patch_input_ids(
     let mut st = state(be)?;
     let st = &mut *st;
     let rows = st.latest_rows;
-    let mut host = Vec::with_capacity(2 * patches.len());
+    st.words.clear();
     for &[t, r] in patches {
         if t as usize >= batch.num_tokens || r as usize >= rows {
             return Err(BackendError::Batch(format!(
@@ -228,25 +268,30 @@ pub(super) fn patch_input_ids(
                 batch.num_tokens
             )));
         }
-        host.extend_from_slice(&[t, r]);
+        st.words.extend_from_slice(&[t, r]);
     }
-    ensure(be, &mut st.pairs, host.len(), "input patches")?;
+    ensure(be, &mut st.pairs, st.words.len(), "input patches")?;
     let (Some(pairs), Some(tokens)) = (st.pairs.as_ref(), st.tokens.as_ref()) else {
         return Err(BackendError::Device(
             "no sampled tokens to patch from".into(),
         ));
     };
     let pa = super::addr(pairs, &be.stream);
-    // `pairs` holds at least `host.len()` words (grown above).
-    st.staging.upload(&be.ctx, &be.stream, &host, pa)?;
+    // `pairs` holds at least `words.len()` words (grown above).
+    st.staging.upload(&be.ctx, &be.stream, &st.words, pa)?;
     let ta = super::addr(tokens, &be.stream);
     let ia = batch.base + 4 * batch.off.input_ids as u64;
     let n = as_u32(patches.len(), "input patches")?;
     let cfg = super::grid(patches.len().div_ceil(256), 1, 256)?;
-    let mut b = be.stream.launch_builder(&be.k.patch_input_ids);
-    b.arg(&ia).arg(&pa).arg(&n).arg(&ta);
     // SAFETY: `ia` is the batch's input_ids array of `num_tokens` words in the live upload
     // buffer, `pa` holds n checked pairs, and `ta` at least `rows` sampled tokens.
-    unsafe { b.launch(cfg) }.map_err(|e| launch_err("patch_input_ids", e))?;
-    Ok(())
+    unsafe {
+        launch_plain(
+            be,
+            &be.k.patch_input_ids,
+            "patch_input_ids",
+            cfg,
+            &mut [param(&ia), param(&pa), param(&n), param(&ta)],
+        )
+    }
 }

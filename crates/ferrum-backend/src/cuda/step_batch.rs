@@ -1,16 +1,37 @@
 //! One step's metadata on the device: laid out on the host in one `u32` array (the layout
 //! of `tensor.rs`'s module header, with the attention work lists derived here) and copied to
 //! the backend's persistent upload buffer.
+//!
+//! Invariant: the host-side arrays are the backend's ([`StepHost`]) and are cleared, not
+//! reallocated, each step; they grow only when a step is larger than every one before.
 
 use super::attention::AttentionWork;
 use super::tensor::{BatchOffsets, CudaBatch};
 use super::CudaBackend;
 use crate::{AttentionBatch, BackendError, Result};
 
+/// The host side of the step layout, kept by the backend from step to step.
+#[derive(Default)]
+pub(super) struct StepHost {
+    words: Vec<u32>,
+    token_seq: Vec<u32>,
+    work: AttentionWork,
+}
+
 pub(super) fn upload(be: &CudaBackend, b: &AttentionBatch<'_>) -> Result<CudaBatch> {
     let n = b.num_tokens();
     let s = b.num_seqs();
-    let mut host: Vec<u32> = Vec::with_capacity(4 * n + 2 * s + 1 + b.block_tables.len());
+    let mut guard = be
+        .step_host
+        .lock()
+        .map_err(|_| BackendError::Device("step layout state poisoned".into()))?;
+    let StepHost {
+        words: host,
+        token_seq,
+        work,
+    } = &mut *guard;
+    host.clear();
+    token_seq.clear();
     let mut off = BatchOffsets::default();
     let mut push = |v: &[u32], at: &mut usize| {
         *at = host.len();
@@ -25,7 +46,6 @@ pub(super) fn upload(be: &CudaBackend, b: &AttentionBatch<'_>) -> Result<CudaBat
     push(tables, &mut off.block_tables);
     push(b.logits_indices, &mut off.logits_indices);
     // Which sequence each token belongs to, so the attention kernel needs no search.
-    let mut token_seq = Vec::with_capacity(n);
     for (i, w) in b.query_start_loc.windows(2).enumerate() {
         token_seq.extend(std::iter::repeat_n(
             i as u32,
@@ -38,14 +58,14 @@ pub(super) fn upload(be: &CudaBackend, b: &AttentionBatch<'_>) -> Result<CudaBat
             token_seq.len()
         )));
     }
-    push(&token_seq, &mut off.token_seq);
-    let work = AttentionWork::new(b.query_start_loc, b.seq_lens);
+    push(token_seq, &mut off.token_seq);
+    work.fill(b.query_start_loc, b.seq_lens);
     push(&work.prefill_items, &mut off.prefill_items);
     push(&work.decode_tokens, &mut off.decode_tokens);
     let (base, generation) = if host.is_empty() {
         (0, 0)
     } else {
-        be.graphs.upload(&be.stream, &host)?
+        be.graphs.upload(&be.stream, host)?
     };
     Ok(CudaBatch {
         base,
