@@ -40,8 +40,9 @@ pub(super) struct SamplerState {
     words: Vec<u32>,
 }
 
-/// Enqueues `f` without programmatic dependent launch: the sampling kernels do not wait for
-/// their predecessor themselves.
+/// Enqueues `f` without programmatic dependent launch, with its parameters on the stack. These
+/// kernels mostly follow an upload in stream order (`sample_rows` does unless adjustments come
+/// first), and PDL cannot overlap a copy.
 ///
 /// # Safety
 /// As `launch::launch`: one pointer per kernel parameter, of the declared types, and every
