@@ -231,6 +231,7 @@ pub struct Kernels {
     pub silu_mul: CudaFunction,
     pub apply_logit_adjust: CudaFunction,
     pub sample_rows: CudaFunction,
+    pub sample_split: CudaFunction,
     pub patch_input_ids: CudaFunction,
     /// One set per entry of [`ATTENTION_HEAD_DIMS`].
     pub attention: Vec<(usize, AttentionKernels)>,
@@ -322,6 +323,7 @@ impl Kernels {
             silu_mul: f("silu_mul")?,
             apply_logit_adjust: f("apply_logit_adjust")?,
             sample_rows: f("sample_rows")?,
+            sample_split: f("sample_split")?,
             patch_input_ids: f("patch_input_ids")?,
             attention,
             _module: module,

@@ -135,6 +135,9 @@ pub struct CudaBackend {
     /// Decode layers add projections into the residual stream and fold RMSNorm into the next
     /// projections (`residual.rs`; `FERRUM_CUDA_FUSED_NORM=0` turns it off, to compare).
     fused_norm: bool,
+    /// Greedy and temperature-only rows are sampled by `sample_split`, spread over the card
+    /// (`sampling.rs`; `FERRUM_CUDA_SPLIT_SAMPLING=0` leaves every row to `sample_rows`).
+    split_sampling: bool,
     /// Made at the first weight upload and kept (64 MiB of page-locked host memory).
     staging: std::sync::Mutex<Option<upload::Staging>>,
     /// Kernel launches left out, for diagnosis only (`FERRUM_CUDA_SKIP_KERNELS`, see
@@ -194,6 +197,7 @@ impl CudaBackend {
             step_host: std::sync::Mutex::new(step_batch::StepHost::default()),
             small_gemv: std::env::var("FERRUM_CUDA_GEMV").map_or(true, |v| v != "0"),
             fused_norm: std::env::var("FERRUM_CUDA_FUSED_NORM").map_or(true, |v| v != "0"),
+            split_sampling: std::env::var("FERRUM_CUDA_SPLIT_SAMPLING").map_or(true, |v| v != "0"),
             skip: launch::skipped_kernels(),
         })
     }

@@ -23,6 +23,8 @@ use crate::{BackendError, LogitAdjust, Result, RowSampling};
 pub(super) struct SamplerState {
     params: Option<CudaSlice<u32>>,
     tokens: Option<CudaSlice<u32>>,
+    /// Row counters and slice records of `sample_split` (see the kernel).
+    split: Option<CudaSlice<u32>>,
     pairs: Option<CudaSlice<u32>>,
     /// Page-locked copies of the tokens, each with the event recorded behind its copy (ours:
     /// the context does not track events, so cudarc's own would never be recorded).
@@ -80,6 +82,21 @@ const PARAM_WORDS: usize = 6;
 /// u32 words per adjustment.
 const ADJUST_WORDS: usize = 5;
 const SAMPLE_THREADS: u32 = 1024;
+/// `SPLIT_THREADS`, `SPLIT_SLICE` and `SPLIT_RECORD` of the kernel.
+const SPLIT_THREADS: u32 = 512;
+const SPLIT_SLICE: usize = 512 * 16;
+const SPLIT_RECORD: usize = 3;
+
+/// Whether `sample_split` takes a row (the kernel's `split_row`, on the same words): greedy,
+/// or temperature without top-k, top-p or min-p.
+fn split_row(w: &[u32; PARAM_WORDS], vocab: usize) -> bool {
+    let (mode, top_k) = (w[0], w[2] as usize);
+    mode == 1
+        || (mode == 2
+            && (top_k == 0 || top_k >= vocab)
+            && f32::from_bits(w[3]) >= 1.0
+            && f32::from_bits(w[4]) <= 0.0)
+}
 
 fn row_words(r: &RowSampling) -> [u32; PARAM_WORDS] {
     match *r {
@@ -99,6 +116,13 @@ fn row_words(r: &RowSampling) -> [u32; PARAM_WORDS] {
             min_p.to_bits(),
             uniform.to_bits(),
         ],
+    }
+}
+
+impl CudaBackend {
+    /// Turns `sample_split` on or off (tests compare it with the one-block kernel).
+    pub fn set_split_sampling(&mut self, on: bool) {
+        self.split_sampling = on;
     }
 }
 
@@ -135,8 +159,16 @@ pub(super) fn sample_deferred(
     let host = &mut st.words;
     host.clear();
     host.reserve(n * PARAM_WORDS + adjust.len() * ADJUST_WORDS);
+    // Which kernels have rows: `sample_split` (spread over the card) and `sample_rows`.
+    let (mut any_split, mut any_rows) = (false, false);
     for r in rows {
-        host.extend_from_slice(&row_words(r));
+        let w = row_words(r);
+        if be.split_sampling && split_row(&w, vocab) {
+            any_split = true;
+        } else if w[0] != 0 {
+            any_rows = true;
+        }
+        host.extend_from_slice(&w);
     }
     for a in adjust {
         if a.row as usize >= n || a.token as usize >= vocab {
@@ -190,22 +222,66 @@ pub(super) fn sample_deferred(
         }?;
     }
     let oa = super::addr(tokens, &be.stream);
-    let cfg = LaunchConfig {
-        grid_dim: (as_u32(n, "rows")?, 1, 1),
-        block_dim: (SAMPLE_THREADS, 1, 1),
-        shared_mem_bytes: 0,
-    };
-    // SAFETY: `base` holds n rows of PARAM_WORDS words, the logits buffer at least n rows of
-    // `vocab` values and `tokens` at least n words.
-    unsafe {
-        launch_plain(
+    if any_rows {
+        let cfg = LaunchConfig {
+            grid_dim: (as_u32(n, "rows")?, 1, 1),
+            block_dim: (SAMPLE_THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let skip_split = u32::from(be.split_sampling);
+        // SAFETY: `base` holds n rows of PARAM_WORDS words, the logits buffer at least n rows
+        // of `vocab` values and `tokens` at least n words.
+        unsafe {
+            launch_plain(
+                be,
+                &be.k.sample_rows,
+                "sample_rows",
+                cfg,
+                &mut [
+                    param(&la),
+                    param(&base),
+                    param(&v),
+                    param(&oa),
+                    param(&skip_split),
+                ],
+            )
+        }?;
+    }
+    if any_split {
+        let slices = vocab.div_ceil(SPLIT_SLICE);
+        let cap = as_u32(capacity, "sampling rows")?;
+        ensure(
             be,
-            &be.k.sample_rows,
-            "sample_rows",
-            cfg,
-            &mut [param(&la), param(&base), param(&v), param(&oa)],
-        )
-    }?;
+            &mut st.split,
+            capacity * (1 + slices * SPLIT_RECORD),
+            "split sampling scratch",
+        )?;
+        let Some(split) = st.split.as_ref() else {
+            return Err(BackendError::Device(
+                "split sampling scratch missing".into(),
+            ));
+        };
+        let sa = super::addr(split, &be.stream);
+        let cfg = super::grid(slices, n, SPLIT_THREADS)?;
+        // SAFETY: as above, and `sa` holds `capacity` zeroed counters (each launch leaves them
+        // zero) followed by `slices` records of SPLIT_RECORD words for each of `capacity` rows.
+        unsafe {
+            launch_plain(
+                be,
+                &be.k.sample_split,
+                "sample_split",
+                cfg,
+                &mut [
+                    param(&la),
+                    param(&base),
+                    param(&v),
+                    param(&oa),
+                    param(&sa),
+                    param(&cap),
+                ],
+            )
+        }?;
+    }
     if st.host[slot].as_ref().is_none_or(|(h, _)| h.len() < n) {
         // SAFETY: page-locked memory of `capacity` u32 (cached, not write-combined: the host
         // reads it); every word read was written by a copy below first.

@@ -167,16 +167,27 @@ __device__ __forceinline__ float block_inclusive_scan(float v, float& total) {
     return v;
 }
 
-// One block of SAMPLE_THREADS per row; writes out[row] unless the host samples the row.
+// Whether a row draws without any cut-off (greedy, or temperature alone), so that
+// `sample_split` takes it. The host applies the same test (sampling.rs, `split_row`) to decide
+// which kernels to launch.
+__device__ __forceinline__ bool split_row(const u32* p, u32 vocab) {
+    const u32 mode = p[0], top_k = p[2];
+    if (mode == 1) return true;
+    return mode == 2 && (top_k == 0 || top_k >= vocab) && __uint_as_float(p[3]) >= 1.0f &&
+           __uint_as_float(p[4]) <= 0.0f;
+}
+
+// One block of SAMPLE_THREADS per row; writes out[row] unless the host samples the row or,
+// with `skip_split`, `sample_split` does.
 extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS)
     sample_rows(const elem* __restrict__ logits, const u32* __restrict__ params, u32 vocab,
-                u32* __restrict__ out) {
+                u32* __restrict__ out, u32 skip_split) {
     pdl_enter();
     logits = after_wait(logits);
     const u32 r = blockIdx.x, tid = threadIdx.x, nt = blockDim.x;
     const u32* p = params + (u64)r * SAMPLE_PARAMS;
     const u32 mode = p[0];
-    if (mode == 0) return;
+    if (mode == 0 || (skip_split && split_row(p, vocab))) return;
     const elem* row = logits + (u64)r * vocab;
 
     float best = -F_INF;
@@ -337,6 +348,173 @@ extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS)
     }
     __syncthreads();
     if (tid == 0) out[r] = pick == 0xffffffffu ? best_i : pick;
+}
+
+// Rows without a cut-off, spread over the card: the row is cut into slices of SPLIT_SLICE
+// logits, one block of SPLIT_THREADS each (blockIdx.x the slice, blockIdx.y the row), every
+// thread holding SPLIT_PER_THREAD consecutive logits in registers. A block finds its slice's
+// arg-max (m_b, lowest id on ties) and, for a random row, s_b = Σ exp((x − m_b) / T) over the
+// slice (each thread's sum in id order, then a fixed-order block scan), and leaves them in
+// `scratch`; the last block of the row to finish (a counter per row, reset by that block)
+// merges them. Greedy takes the arg-max of the earliest slice with the largest m_b (the lowest
+// id overall, as in sample_rows). Random draws by inverse CDF in vocabulary order: slice
+// weights W_b = s_b · exp((m_b − M) / T) in slice order pick the slice, whose sums the last block
+// then forms again exactly as the slice's own block did, to pick the token. Every sum has a
+// fixed order, so a seeded row draws the same token on every run. Same distribution as
+// sample_rows; the rounding differs (the slice rescaling).
+//
+// scratch: `cap` row counters (zero between launches), then per row gridDim.x records of
+// SPLIT_RECORD words (m_b, arg-max id, s_b).
+#define SPLIT_THREADS 512
+#define SPLIT_PER_THREAD 16
+#define SPLIT_SLICE (SPLIT_THREADS * SPLIT_PER_THREAD)
+#define SPLIT_RECORD 3
+#define SPLIT_NONE 0xffffffffu
+
+// This thread's SPLIT_PER_THREAD logits from id `lo` on; ids past the vocabulary read -inf.
+__device__ __forceinline__ void split_load(const elem* row, u32 vocab, u32 lo, float x[SPLIT_PER_THREAD]) {
+    if ((vocab & 7) == 0 && (reinterpret_cast<u64>(row) & 15) == 0 && lo + SPLIT_PER_THREAD <= vocab) {
+#pragma unroll
+        for (int h = 0; h < SPLIT_PER_THREAD / 8; h++) {
+            float f[8];
+            unpack8(ld8(row + lo + 8 * h), f);
+#pragma unroll
+            for (int e = 0; e < 8; e++) x[8 * h + e] = logit_value(f[e]);
+        }
+    } else {
+#pragma unroll
+        for (int e = 0; e < SPLIT_PER_THREAD; e++) x[e] = lo + e < vocab ? logit_at(row, lo + e) : -F_INF;
+    }
+}
+
+// Σ exp((x − m) / T) over this thread's kept logits (every finite one), in id order.
+__device__ __forceinline__ float split_weights(const float x[SPLIT_PER_THREAD], float m, float inv_t) {
+    float s = 0.0f;
+#pragma unroll
+    for (int e = 0; e < SPLIT_PER_THREAD; e++)
+        if (x[e] > -F_INF) s += __expf((x[e] - m) * inv_t);
+    return s;
+}
+
+extern "C" __global__ void __launch_bounds__(SPLIT_THREADS)
+    sample_split(const elem* __restrict__ logits, const u32* __restrict__ params, u32 vocab,
+                 u32* __restrict__ out, u32* __restrict__ scratch, u32 cap) {
+    pdl_enter();
+    logits = after_wait(logits);
+    const u32 r = blockIdx.y, b = blockIdx.x, nb = gridDim.x, tid = threadIdx.x;
+    const u32* p = params + (u64)r * SAMPLE_PARAMS;
+    if (!split_row(p, vocab)) return;
+    const elem* row = logits + (u64)r * vocab;
+    const bool greedy = p[0] == 1;
+    const float inv_t = 1.0f / fmaxf(__uint_as_float(p[1]), 1e-5f);
+    u32* rec = scratch + cap + (u64)r * nb * SPLIT_RECORD;
+
+    float x[SPLIT_PER_THREAD];
+    u32 lo = b * SPLIT_SLICE + tid * SPLIT_PER_THREAD;
+    split_load(row, vocab, lo, x);
+    float best = -F_INF;
+    u32 best_i = SPLIT_NONE;
+#pragma unroll
+    for (int e = 0; e < SPLIT_PER_THREAD; e++)
+        if (lo + e < vocab && (x[e] > best || best_i == SPLIT_NONE)) {
+            best = x[e];
+            best_i = lo + e;
+        }
+    block_argmax(best, best_i);
+    float total = 0.0f;
+    if (!greedy) block_inclusive_scan(split_weights(x, best, inv_t), total);
+
+    __shared__ u32 is_last;
+    if (tid == 0) {
+        rec[b * SPLIT_RECORD] = __float_as_uint(best);
+        rec[b * SPLIT_RECORD + 1] = best_i;
+        rec[b * SPLIT_RECORD + 2] = __float_as_uint(total);
+        __threadfence();
+        is_last = atomicAdd(scratch + r, 1u) == nb - 1;
+    }
+    __syncthreads();
+    if (!is_last) return;
+    __threadfence();
+
+    // The last block: merge the slices (thread 0), then find the token in the chosen one.
+    __shared__ u32 pick_slice, pick_id;
+    __shared__ float pick_m, pick_t;
+    if (tid == 0) {
+        scratch[r] = 0;
+        const volatile u32* vr = rec;
+        float m_all = -F_INF;
+        u32 id_all = SPLIT_NONE;
+        for (u32 k = 0; k < nb; k++) {
+            const float m = __uint_as_float(vr[k * SPLIT_RECORD]);
+            if (m > m_all || id_all == SPLIT_NONE) {
+                m_all = m;
+                id_all = vr[k * SPLIT_RECORD + 1];
+            }
+        }
+        pick_id = id_all;
+        pick_slice = SPLIT_NONE;
+        if (!greedy && m_all > -F_INF) {
+            float sum = 0.0f;
+            for (u32 k = 0; k < nb; k++) {
+                const float m = __uint_as_float(vr[k * SPLIT_RECORD]);
+                const float scale = __expf((m - m_all) * inv_t);
+                sum += __uint_as_float(vr[k * SPLIT_RECORD + 2]) * scale;
+            }
+            const float target = __uint_as_float(p[5]) * sum;
+            // The slice whose share of [0, sum) holds the target; past the end (rounding), the
+            // last slice with weight, from its end.
+            float acc = 0.0f;
+            u32 chosen = SPLIT_NONE;
+            for (u32 k = 0; k < nb; k++) {
+                const float m = __uint_as_float(vr[k * SPLIT_RECORD]);
+                const float scale = __expf((m - m_all) * inv_t);
+                const float w = __uint_as_float(vr[k * SPLIT_RECORD + 2]) * scale;
+                if (w > 0.0f) {
+                    chosen = k;
+                    pick_m = m;
+                    if (target < acc + w) {
+                        pick_t = (target - acc) / scale;
+                        break;
+                    }
+                    pick_t = F_INF;
+                }
+                acc += w;
+            }
+            pick_slice = chosen;
+        }
+    }
+    __syncthreads();
+    if (pick_slice == SPLIT_NONE) {
+        if (tid == 0) out[r] = pick_id;
+        return;
+    }
+    // The chosen slice's sums again, bit for bit as its block formed them (same logits, same m_b,
+    // same order), so the thread ranges tile [0, s_b).
+    lo = pick_slice * SPLIT_SLICE + tid * SPLIT_PER_THREAD;
+    split_load(row, vocab, lo, x);
+    const float s = split_weights(x, pick_m, inv_t);
+    const float incl = block_inclusive_scan(s, total);
+    __shared__ float ends[SPLIT_THREADS];
+    __shared__ u32 pick;
+    ends[tid] = incl;
+    if (tid == 0) pick = SPLIT_NONE;
+    __syncthreads();
+    const float excl = tid == 0 ? 0.0f : ends[tid - 1];
+    const float t = pick_t;
+    if (s > 0.0f && t >= excl && (t < incl || tid == blockDim.x - 1)) {
+        float acc = excl;
+        u32 chosen = SPLIT_NONE;
+#pragma unroll
+        for (int e = 0; e < SPLIT_PER_THREAD; e++)
+            if (x[e] > -F_INF) {
+                chosen = lo + e;
+                acc += __expf((x[e] - pick_m) * inv_t);
+                if (t < acc) break;
+            }
+        atomicMin(&pick, chosen);
+    }
+    __syncthreads();
+    if (tid == 0) out[r] = pick == SPLIT_NONE ? pick_id : pick;
 }
 
 // Async scheduling: decode inputs that the previous step sampled and the host has not read yet.
