@@ -1,7 +1,13 @@
 //! Sampling on the device (`kernels/sampling.cu`): the logits stay on the GPU and one token id
-//! per row comes back.
+//! per row comes back. Rows without a cut-off (greedy, temperature alone) go to `sample_split`,
+//! spread over the card in slices; the others to `sample_rows`, one block per row.
 //!
 //! Invariants:
+//! - every row the device samples is taken by exactly one of the two kernels: both apply the
+//!   same test to the same parameter words (`split_row` here and in the kernel), and the host
+//!   launches each kernel that has a row;
+//! - `sample_split`'s row counters are zero between launches (allocated zeroed, and the last
+//!   block of each row resets its own);
 //! - parameters and adjustments travel in one `u32` upload per step, checked on the host first
 //!   (rows within the logits buffer, one entry per (row, token), tokens within the
 //!   vocabulary); a row marked [`RowSampling::Host`] is left untouched by the sampling kernel;
