@@ -10,12 +10,12 @@
 //!   block of each row resets its own);
 //! - parameters and adjustments travel in one `u32` upload per step, checked on the host first
 //!   (rows within the logits buffer, one entry per (row, token), tokens within the
-//!   vocabulary); a row marked [`RowSampling::Host`] is left untouched by the sampling kernel;
+//!   vocabulary); a row marked [`RowSampling::Host`] is left untouched by the sampling kernels;
 //! - the buffers, on the device and on the host, are the backend's and persist (no allocation
-//!   per step once they are large enough): the tokens of the latest selection stay in `tokens` until the next one, which
-//!   is what `patch_input_ids` reads; each selection is copied to one of two page-locked host
-//!   buffers (ticket parity), so the host may read ticket t while t + 1 is queued, but must
-//!   have read t before t + 2 is issued.
+//!   per step once they are large enough): the tokens of the latest selection stay in `tokens`
+//!   until the next one, which is what `patch_input_ids` reads; each selection is copied to one
+//!   of two page-locked host buffers (ticket parity), so the host may read ticket t while t + 1
+//!   is queued, but must have read t before t + 2 is issued.
 
 use cudarc::driver::{CudaEvent, CudaFunction, CudaSlice, LaunchConfig, PinnedHostSlice};
 
