@@ -90,7 +90,7 @@ const ADJUST_WORDS: usize = 5;
 const SAMPLE_THREADS: u32 = 1024;
 /// `SPLIT_THREADS`, `SPLIT_SLICE` and `SPLIT_RECORD` of the kernel.
 const SPLIT_THREADS: u32 = 512;
-const SPLIT_SLICE: usize = 512 * 16;
+const SPLIT_SLICE: usize = SPLIT_THREADS as usize * 16;
 const SPLIT_RECORD: usize = 3;
 
 /// Whether `sample_split` takes a row (the kernel's `split_row`, on the same words): greedy,
